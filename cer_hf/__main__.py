@@ -1,0 +1,7 @@
+"""`python -m cer_hf …` is the same as the `cer-hf` console script."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

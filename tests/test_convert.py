@@ -1,0 +1,73 @@
+"""MAE → ViTForCompoundExpression conversion is exact."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from transformers import ViTMAEModel
+
+from cer_hf.convert import convert_mae_checkpoint
+
+
+def mae_hidden_states(mae_dir, pixels, interpolate=False):
+    """The MAE encoder's output with masking disabled: ratio 0 and an ordered noise keep every patch in place."""
+    mae = ViTMAEModel.from_pretrained(mae_dir).eval()
+    mae.config.mask_ratio = 0.0
+    num_patches = (pixels.shape[-1] // mae.config.patch_size) ** 2
+    noise = torch.arange(num_patches, dtype=torch.float32).expand(pixels.shape[0], -1)
+    with torch.no_grad():
+        return mae(pixels, noise=noise, interpolate_pos_encoding=interpolate).last_hidden_state
+
+
+@pytest.mark.parametrize("image_size", [32, 48])
+def test_converted_encoder_equals_mae_encoder(tiny_mae_dir, tmp_path, image_size):
+    model = convert_mae_checkpoint(tiny_mae_dir, tmp_path / "cer", image_size=image_size).eval()
+    pixels = torch.randn(3, 3, image_size, image_size)
+    with torch.no_grad():
+        ours = model(pixels).last_hidden_state
+    theirs = mae_hidden_states(tiny_mae_dir, pixels, interpolate=image_size != 32)
+    max_abs_diff = (ours - theirs).abs().max().item()
+    print(f"conversion max abs diff at {image_size}px: {max_abs_diff:.3e}")
+    assert max_abs_diff <= 1e-5
+    assert model.config.image_size == image_size
+    assert (tmp_path / "cer" / "model.safetensors").is_file()
+    assert (tmp_path / "cer" / "preprocessor_config.json").is_file()
+
+
+def test_decoder_is_dropped_and_head_is_new(tiny_mae_dir, tmp_path):
+    model = convert_mae_checkpoint(tiny_mae_dir, tmp_path / "cer")
+    names = [name for name, _ in model.named_parameters()]
+    assert not any("decoder" in name for name in names)
+    assert any(name.startswith("head.") for name in names)
+
+
+def test_cli_convert_and_predict(tiny_mae_dir, tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "cer"
+    run = subprocess.run(
+        [sys.executable, "-m", "cer_hf", "convert", str(tiny_mae_dir), str(out), "--compound-set", "rafdb"],
+        capture_output=True, text=True, check=True,
+    )
+    assert "compound set rafdb" in run.stdout
+    image = tmp_path / "face.png"
+    Image.new("RGB", (50, 40), (120, 80, 60)).save(image)
+    run = subprocess.run(
+        [sys.executable, "-m", "cer_hf", "predict", str(out), str(image)], capture_output=True, text=True, check=True
+    )
+    header, row = run.stdout.strip().splitlines()
+    assert header.split("\t")[2:] == [
+        "Happily Surprised", "Happily Disgusted", "Sadly Fearful", "Sadly Angry", "Sadly Surprised",
+        "Sadly Disgusted", "Fearfully Angry", "Fearfully Surprised", "Angrily Surprised", "Angrily Disgusted",
+        "Disgustedly Surprised",
+    ]
+    assert row.split("\t")[1] in header
+
+
+def test_convert_names_a_bad_checkpoint_dir(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "cer_hf", "convert", str(tmp_path), str(tmp_path / "out")], capture_output=True, text=True
+    )
+    assert run.returncode == 2
+    assert f"{tmp_path}: no config.json" in run.stderr
