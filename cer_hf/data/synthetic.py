@@ -380,15 +380,15 @@ def _draw_face(canvas: _Canvas, a: dict[str, float], idt: dict) -> None:
     # Mouth geometry.
     my = idt["mouth_y"] + 0.05 * jaw
     tight = max(a["AU23"], a["AU24"])
-    mw = 0.17 * (1 + 0.5 * a["AU20"] + 0.3 * a["AU12"] - 0.3 * a["AU23"] - 0.2 * a["AU24"] - 0.15 * jaw
-                 + 0.1 * a["AU10"])
-    corner_y = my - 0.12 * a["AU12"] + 0.11 * a["AU15"] + 0.03 * a["AU20"] - 0.02 * a["AU10"]
+    mw = 0.17 * (1 + 0.5 * a["AU20"] + 0.35 * a["AU12"] - 0.35 * a["AU23"] - 0.25 * a["AU24"]
+                 - 0.15 * jaw + 0.1 * a["AU10"] - 0.1 * a["AU15"])
+    corner_y = my - 0.15 * a["AU12"] + 0.15 * a["AU15"] + 0.03 * a["AU20"] - 0.02 * a["AU10"]
     opening = 0.06 * a["AU25"] + 0.17 * a["AU26"] + 0.26 * a["AU27"]
     opening *= 1 - 0.6 * tight - 0.4 * a["AU17"]
     up_in = my - 0.5 * opening - 0.045 * a["AU10"]
     lo_in = my + 0.5 * opening + 0.04 * a["AU16"] - 0.02 * a["AU17"]
-    up_out = up_in - 0.035 * (1 - 0.7 * tight) - 0.01
-    lo_out = lo_in + 0.045 * (1 - 0.65 * tight) + 0.008 + 0.01 * a["AU17"]
+    up_out = up_in - 0.04 * (1 - 0.85 * tight) - 0.008
+    lo_out = lo_in + 0.05 * (1 - 0.85 * tight) + 0.006 + 0.015 * a["AU17"] + 0.02 * a["AU15"]
 
     # Nasolabial folds deepen with AU9/AU10/AU12.
     fold = max(a["AU10"], a["AU12"], 0.8 * a["AU9"])
@@ -415,6 +415,12 @@ def _draw_face(canvas: _Canvas, a: dict[str, float], idt: dict) -> None:
             canvas.polygon(np.concatenate([lower_inner[2:-2], low[2:-2][::-1]]), (230, 228, 218))
     else:
         canvas.line(_curve(-mw, mw, corner_y, (up_in + lo_in) / 2, power=0.6), idt["lip"] * 0.45, 0.014)
+
+    # Lip press/tighten (AU23/AU24): bulging skin above and below the pressed lips.
+    if tight > 0.3:
+        col = _mix(skin, dark_skin, min(1.0, tight))
+        canvas.line(_curve(-mw * 0.8, mw * 0.8, corner_y - 0.02, up_out - 0.03, n=7), col, 0.014)
+        canvas.line(_curve(-mw * 0.8, mw * 0.8, corner_y + 0.02, lo_out + 0.03, n=7), col, 0.014)
 
     # Chin raise (AU17): chin boss crease.
     if a["AU17"] > 0.2:
