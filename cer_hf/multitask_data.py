@@ -1,0 +1,203 @@
+"""Multi-task data: toolkit rows -> AU / expression / valence-arousal targets, synthetic sets, video windows.
+
+Rows follow the toolkit schema (`image`, `label`, optional `aus`, `valence`, `arousal`,
+`video_id`, `frame`). Targets use Aff-Wild2's missing markers: AU -1, expression -1, VA -5.
+
+* AUs: Aff-Wild2 gives 0/1 occurrence; the synthetic generator gives intensities in [0, 1],
+  which count as active from `AU_ACTIVE_THRESHOLD` on (its noise on inactive AUs stays below 0.15).
+* Expressions: the 8 ABAW classes; any label that is not Neutral or a basic (a compound,
+  Contempt, Other) is "Other", as in Aff-Wild2 where "Other" is every non-basic expression.
+* The synthetic multi-task set draws the 7 basics plus two compounds (the "Other" class,
+  2/9 of the samples) and can hide each task's label on a seeded fraction of rows, so the
+  masked losses are exercised as on Aff-Wild2.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .multitask import AU_NAMES, EXPRESSION_NAMES, MISSING_AU, MISSING_EXPR, MISSING_VA
+from .taxonomy import BASIC_EXPRESSIONS, parse_label
+
+AU_ACTIVE_THRESHOLD = 0.2
+SYNTHETIC_LABELS = (*BASIC_EXPRESSIONS, "Happily Surprised", "Sadly Angry")
+# Face statistics of the seed authors' code (DESIGN.md), used to normalise pixels.
+FACE_MEAN = (0.499, 0.410, 0.366)
+FACE_STD = (0.297, 0.270, 0.265)
+
+
+def expression_index(label) -> int:
+    """Index of a label among the 8 ABAW expressions; -1 for a missing label (None, "", -1)."""
+    if label is None or label == "" or label == -1:
+        return MISSING_EXPR
+    if isinstance(label, (int, np.integer)):
+        if not 0 <= label < len(EXPRESSION_NAMES):
+            raise ValueError(f"expression label index {label} is outside 0..{len(EXPRESSION_NAMES) - 1} (or -1)")
+        return int(label)
+    name = parse_label(label)
+    return EXPRESSION_NAMES.index(name) if name in EXPRESSION_NAMES else EXPRESSION_NAMES.index("Other")
+
+
+def au_targets(aus) -> list[float]:
+    """12 AU targets: 1 active, 0 inactive, -1 missing (None means all missing)."""
+    if aus is None:
+        return [float(MISSING_AU)] * len(AU_NAMES)
+    if len(aus) != len(AU_NAMES):
+        raise ValueError(f"field 'aus' needs {len(AU_NAMES)} values ({', '.join(AU_NAMES)}), got {len(aus)}")
+    return [float(MISSING_AU) if v < 0 else float(v >= AU_ACTIVE_THRESHOLD) for v in aus]
+
+
+def va_targets(row: dict) -> list[float]:
+    """`[valence, arousal]`, each -5 when missing."""
+    values = []
+    for key in ("valence", "arousal"):
+        value = row.get(key)
+        value = MISSING_VA if value is None or value <= MISSING_VA + 1 else float(value)
+        if value != MISSING_VA and not -1.0 - 1e-6 <= value <= 1.0 + 1e-6:
+            raise ValueError(f"field {key!r} = {value} is outside [-1, 1] (use -5 for missing)")
+        values.append(value)
+    return values
+
+
+def pixels_from_images(images: Sequence[Image.Image], image_size: int, mean=FACE_MEAN, std=FACE_STD) -> torch.Tensor:
+    """Resize (bilinear) and normalise PIL images into `(N, 3, image_size, image_size)` float pixels."""
+    arrays = []
+    for image in images:
+        if image.size != (image_size, image_size):
+            image = image.resize((image_size, image_size), Image.BILINEAR)
+        arrays.append(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0)
+    pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
+    return (pixels - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+
+
+def encode_rows(rows: Sequence[dict], image_size: int) -> dict[str, torch.Tensor]:
+    """Rows -> `pixel_values`, `au_labels (N, 12)`, `expr_labels (N,)`, `va_labels (N, 2)`."""
+    return {
+        "pixel_values": pixels_from_images([row["image"] for row in rows], image_size),
+        "au_labels": torch.tensor([au_targets(row.get("aus")) for row in rows]),
+        "expr_labels": torch.tensor([expression_index(row.get("label")) for row in rows]),
+        "va_labels": torch.tensor([va_targets(row) for row in rows]),
+    }
+
+
+def hide_labels(rows: list[dict], missing_rate: float, seed: int) -> list[dict]:
+    """Mark each task's label missing on a seeded `missing_rate` fraction of rows (independently per task)."""
+    if missing_rate <= 0:
+        return rows
+    rng = np.random.default_rng([seed, 0x4D495353])
+    out = []
+    for row in rows:
+        row = dict(row)
+        drop_au, drop_expr, drop_va = rng.random(3) < missing_rate
+        if drop_au:
+            row["aus"] = [float(MISSING_AU)] * len(AU_NAMES)
+        if drop_expr:
+            row["label"] = None
+        if drop_va:
+            row["valence"] = row["arousal"] = MISSING_VA
+        out.append(row)
+    return out
+
+
+def synthetic_multitask_rows(
+    num_samples: int, *, seed: int = 0, image_size: int = 32, missing_rate: float = 0.0, labels=SYNTHETIC_LABELS
+) -> list[dict]:
+    """`num_samples` synthetic faces with AU, expression and VA labels (balanced over `labels`)."""
+    from .data.synthetic import synthetic_sample
+
+    rows = [synthetic_sample(i, seed=seed, image_size=image_size, labels=labels) for i in range(num_samples)]
+    return hide_labels(rows, missing_rate, seed)
+
+
+def synthetic_videos(
+    num_videos: int, num_frames: int, *, seed: int = 0, image_size: int = 32, missing_rate: float = 0.0
+) -> list[dict]:
+    """Rows of `num_videos` synthetic videos (`video_id` "synthetic-{seed}-{k}", `frame` 0..num_frames-1)."""
+    from .data.synthetic import synthetic_video
+
+    rows = []
+    for k in range(num_videos):
+        for row in synthetic_video(num_frames, seed=seed * 1000 + k, image_size=image_size):
+            rows.append({**row, "video_id": f"synthetic-{seed}-{k}"})
+    return hide_labels(rows, missing_rate, seed)
+
+
+def group_videos(rows: Iterable[dict]) -> dict[str, list[dict]]:
+    """Rows grouped by `video_id`, each video sorted by `frame`; raises if a row lacks either field."""
+    videos = defaultdict(list)
+    for position, row in enumerate(rows):
+        if row.get("video_id") is None or row.get("frame") is None:
+            raise ValueError(f"row {position} has no 'video_id'/'frame': temporal training needs video rows")
+        videos[str(row["video_id"])].append(row)
+    return {vid: sorted(frames, key=lambda r: int(r["frame"])) for vid, frames in videos.items()}
+
+
+def load_rows(spec: str, *, num_samples: int, seed: int, image_size: int, missing_rate: float, videos: bool,
+              num_frames: int = 120) -> list[dict]:
+    """Rows for a `--data` spec: "synthetic" (the embedded generator) or a readers spec such as "affwild2-mtl:/root".
+
+    For "synthetic" with `videos`, `num_samples` frames are drawn as videos of `num_frames` frames.
+    Other specs go to `cer_hf.data.readers.load_labelled_source` (imported only then).
+    """
+    if spec == "synthetic":
+        if videos:
+            count = max(1, -(-num_samples // num_frames))
+            return synthetic_videos(count, num_frames, seed=seed, image_size=image_size, missing_rate=missing_rate)
+        return synthetic_multitask_rows(num_samples, seed=seed, image_size=image_size, missing_rate=missing_rate)
+    try:
+        from .data.readers import load_labelled_source
+    except ImportError as error:
+        raise ValueError(f"--data {spec!r}: dataset readers are not available ({error}); use --data synthetic") from None
+    source = load_labelled_source(spec)
+    rows = list(source) if num_samples <= 0 else [row for _, row in zip(range(num_samples), source)]
+    if not rows:
+        raise ValueError(f"--data {spec!r} gave no rows")
+    return rows
+
+
+class FrameDataset(torch.utils.data.Dataset):
+    """Single frames with their multi-task targets (decoded and resized on access)."""
+
+    def __init__(self, rows: Sequence[dict], image_size: int):
+        self.rows, self.image_size = rows, image_size
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, index):
+        encoded = encode_rows([self.rows[index]], self.image_size)
+        return {key: value[0] for key, value in encoded.items()}
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """Windows of `sequence_length` consecutive frames every `stride` frames of each video (for temporal training).
+
+    Uses `cer_hf.temporal.frame_windows`, so the last window ends on the last frame and a short
+    video is padded by repeating its last frame; padded positions get missing labels.
+    """
+
+    def __init__(self, videos: dict[str, list[dict]], image_size: int, sequence_length: int, stride: int):
+        from .temporal import frame_windows
+
+        self.videos, self.image_size = videos, image_size
+        self.windows = []
+        for vid, frames in videos.items():
+            index, valid = frame_windows(len(frames), sequence_length, stride)
+            self.windows += [(vid, i.tolist(), v.tolist()) for i, v in zip(index, valid)]
+
+    def __len__(self):
+        return len(self.windows)
+
+    def __getitem__(self, index):
+        vid, frame_index, valid = self.windows[index]
+        encoded = encode_rows([self.videos[vid][i] for i in frame_index], self.image_size)
+        invalid = ~torch.tensor(valid)
+        encoded["au_labels"][invalid] = MISSING_AU
+        encoded["expr_labels"][invalid] = MISSING_EXPR
+        encoded["va_labels"][invalid] = MISSING_VA
+        return encoded
