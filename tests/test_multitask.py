@@ -211,3 +211,46 @@ def test_rows_to_targets():
         au_targets([0.0] * 3)
     with pytest.raises(ValueError, match="valence"):
         va_targets({"valence": 3.0, "arousal": 0.0})
+
+
+def run_recipe(args, tmp_path, launcher):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [*launcher, str(ROOT / "recipes" / "multitask.py"), *args], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_recipe_joint_runs_under_accelerate_launch(tmp_path):
+    out = tmp_path / "joint"
+    stdout = run_recipe(
+        ["--config", str(ROOT / "recipes/configs/multitask_tiny.yaml"), "--num_train", "96", "--num_eval", "48",
+         "--epochs", "1", "--output_dir", str(out)],
+        tmp_path, [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--cpu"],
+    )
+    assert "eval on 48 frames" in stdout
+    import json
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert np.isfinite(metrics["P"]) and (out / "resolved_args.json").is_file()
+    model = ViTForMultiTaskExpression.from_pretrained(out)
+    assert model.config.trained_tasks == ["au", "expr", "va"]
+
+
+def test_recipe_single_task_then_fusion_with_temporal_module(tmp_path):
+    source = tmp_path / "au"
+    run_recipe(["--config", str(ROOT / "recipes/configs/multitask_tiny.yaml"), "--num_train", "64", "--num_eval",
+                "32", "--epochs", "1", "--lambda_expr", "0", "--lambda_va", "0", "--output_dir", str(source)],
+               tmp_path, [sys.executable])
+    out = tmp_path / "fused"
+    stdout = run_recipe(
+        ["--config", str(ROOT / "recipes/configs/multitask_temporal_tiny.yaml"), "--num_train", "60", "--num_eval",
+         "45", "--frames_per_video", "15", "--sequence_length", "4", "--temporal_stride", "3", "--epochs", "1",
+         "--fusion", "va=au", "--fusion_checkpoints", f"au={source}", "--output_dir", str(out)],
+        tmp_path, [sys.executable],
+    )
+    assert "temporal lstm" in stdout and "eval on 45 frames" in stdout  # 3 videos x 15 frames, all aligned
+    model = ViTForMultiTaskExpression.from_pretrained(out)
+    assert model.config.fusion == {"va": ["au"]} and model.config.temporal_module == "lstm"
