@@ -246,6 +246,7 @@ class PseudoLabelConfig:
         feedback: also update the teacher with the feedback (meta pseudo-label) term (eq. 5-6).
         student_init: "teacher" (the student starts as a copy of its teacher, then trains on
             labelled + pseudo-labelled data) or "fresh" (a new model from `make_model`, noisy-student style).
+        strong_ops, strong_cutout: RandAugment-like ops per strong view and the cutout side (fraction of the image).
         learning_rate, weight_decay: AdamW settings (cosine decay, 5% warmup).
         seed: seeds every random step (augmentations, sampling, initialisation through `make_model`).
     """
@@ -262,6 +263,8 @@ class PseudoLabelConfig:
     consistency_weight: float = 1.0
     feedback: bool = False
     student_init: str = "teacher"
+    strong_ops: int = 2
+    strong_cutout: float = 0.25
     learning_rate: float = 1e-3
     weight_decay: float = 0.05
     seed: int = 0
@@ -326,7 +329,7 @@ def train_supervised(
         if unlabelled is not None and config.consistency_weight > 0:
             u = unlabelled[torch.randint(0, len(unlabelled), (config.unlabelled_batch,), generator=generator)].to(device)
             loss = loss + config.consistency_weight * _consistency(
-                model, weak_augment(u, generator), strong_augment(u, generator), config.task
+                model, weak_augment(u, generator), strong_augment(u, generator, num_ops=config.strong_ops, cutout=config.strong_cutout), config.task
             )
         _check(loss)
         loss.backward()
@@ -370,7 +373,8 @@ def train_student(
         y_l = class_targets(student, labels[index].to(device), config.task)
         u_index = torch.randint(0, len(unlabelled), (config.unlabelled_batch,), generator=generator)
         u = unlabelled[u_index].to(device)
-        u_weak, u_strong = weak_augment(u, generator), strong_augment(u, generator)
+        u_weak = weak_augment(u, generator)
+        u_strong = strong_augment(u, generator, num_ops=config.strong_ops, cutout=config.strong_cutout)
 
         # Teacher's pseudo-labels on the weak view.
         with torch.set_grad_enabled(config.feedback):

@@ -140,10 +140,11 @@ def main(argv=None):
 
     metrics = {}
     start = time.time()
-    # Baseline: labelled data only, as many steps as one student.
+    # Baseline: labelled data only, as many steps as the teacher and all students together.
     if run_args.baseline:
         baseline = make_model(config.seed)
-        train_supervised(baseline, pixels, labels, config, steps=config.student_steps, device=device)
+        steps = config.teacher_steps + config.rounds * config.student_steps
+        train_supervised(baseline, pixels, labels, config, steps=steps, device=device)
         metrics["labelled_only_macro_f1"] = macro_f1(
             predict_classes(baseline, eval_pixels, config.task, device=device), eval_labels, len(classes))
         print(f"labelled only: macro F1 {metrics['labelled_only_macro_f1']:.4f}")
