@@ -103,3 +103,30 @@ def test_pseudo_labels_beat_labelled_only_on_synthetic_faces():
     _, reports = pseudo_label_rounds(make_model, *labelled, unlabelled, config, evaluation=test)
     # Measured (seed 0): labelled only MARGIN_BASE, pseudo-labelled MARGIN_PL.
     assert reports[-1].score > labelled_only + 0.03, (labelled_only, [r.score for r in reports])
+
+
+def test_recipe_runs_end_to_end(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "pl"
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--cpu",
+         str(root / "recipes/pseudo_label.py"), "--config", str(root / "recipes/configs/pseudo_label_tiny.yaml"),
+         "--labelled_per_class", "2", "--num_unlabelled", "24", "--num_eval", "12", "--rounds", "1",
+         "--teacher_steps", "2", "--student_steps", "2", "--per_class", "1", "--unlabelled_batch", "8",
+         "--feedback", "true", "--flexmatch", "true", "--output_dir", str(out)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "labelled only: macro F1" in result.stdout and "round 1:" in result.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["rounds"]) == 2 and 0 <= metrics["pseudo_labelled_macro_f1"] <= 1
+    assert ViTForCompoundExpression.from_pretrained(out).config.basic_labels == list(
+        ViTForCompoundExpression(compound_config("abaw7", **MICRO)).config.basic_labels
+    )
