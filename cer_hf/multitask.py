@@ -60,6 +60,8 @@ class ViTMultiTaskExpressionConfig(PretrainedConfig):
         temporal_module: "none", "lstm" (seed 004) or "transformer" (seed 003).
         temporal_tasks: the tasks whose features go through the temporal module (004: expr and va).
         temporal_layers, temporal_heads, temporal_dropout: size of the temporal module.
+        temporal_residual: add the temporal module's output to the frame features (refine, not replace);
+            False feeds the heads the module's output alone, as seed 004's figure draws it.
         sequence_length, temporal_stride: frames per window and the step between windows (video inference).
     """
 
@@ -98,6 +100,7 @@ class ViTMultiTaskExpressionConfig(PretrainedConfig):
         temporal_layers=2,
         temporal_heads=4,
         temporal_dropout=0.1,
+        temporal_residual=True,
         sequence_length=16,
         temporal_stride=8,
         **kwargs,
@@ -159,6 +162,7 @@ class ViTMultiTaskExpressionConfig(PretrainedConfig):
         self.temporal_layers = temporal_layers
         self.temporal_heads = temporal_heads
         self.temporal_dropout = temporal_dropout
+        self.temporal_residual = temporal_residual
         self.sequence_length = sequence_length
         self.temporal_stride = temporal_stride
         kwargs.setdefault("id2label", dict(enumerate(self.expression_names)))
@@ -447,7 +451,8 @@ class ViTForMultiTaskExpression(ViTForCompoundExpressionPreTrainedModel):
         per_task = self.task_features(features, pixel_values)
         for task, module in self.temporal.items():
             frames = per_task[task]
-            per_task[task] = module(frames.view(batch, seq or 1, -1)).reshape(frames.shape)
+            temporal = module(frames.view(batch, seq or 1, -1)).reshape(frames.shape)
+            per_task[task] = frames + temporal if self.config.temporal_residual else temporal
         outputs = self.heads_forward(per_task)
         if seq is not None:
             outputs = {task: value.view(batch, seq, *value.shape[1:]) for task, value in outputs.items()}
@@ -503,9 +508,10 @@ class ViTForMultiTaskExpression(ViTForCompoundExpressionPreTrainedModel):
             per_task_chunks.append(self.task_features(pooled, chunk))
         per_task = {task: torch.cat([c[task] for c in per_task_chunks]) for task in TASKS}
         for task, module in self.temporal.items():
-            per_task[task] = apply_temporal(
+            temporal = apply_temporal(
                 module, per_task[task], self.config.sequence_length, self.config.temporal_stride, batch_size
             )
+            per_task[task] = per_task[task] + temporal if self.config.temporal_residual else temporal
         outputs = self.heads_forward(per_task)
         return {
             "au_probabilities": torch.sigmoid(outputs["au"]),

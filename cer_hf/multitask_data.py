@@ -115,14 +115,20 @@ def synthetic_multitask_rows(
 
 
 def synthetic_videos(
-    num_videos: int, num_frames: int, *, seed: int = 0, image_size: int = 32, missing_rate: float = 0.0
+    num_videos: int, num_frames: int, *, seed: int = 0, image_size: int = 32, missing_rate: float = 0.0,
+    segment_frames: tuple[int, int] = (10, 30),
 ) -> list[dict]:
-    """Rows of `num_videos` synthetic videos (`video_id` "synthetic-{seed}-{k}", `frame` 0..num_frames-1)."""
+    """Rows of `num_videos` synthetic videos (`video_id` "synthetic-{seed}-{k}", `frame` 0..num_frames-1).
+
+    Each video is one identity going through expression segments of `segment_frames` frames (shorter
+    than the generator's default, so a small set of videos still holds many expression instances).
+    """
     from .data.synthetic import synthetic_video
 
     rows = []
     for k in range(num_videos):
-        for row in synthetic_video(num_frames, seed=seed * 1000 + k, image_size=image_size):
+        video = synthetic_video(num_frames, seed=seed * 1000 + k, image_size=image_size, segment_frames=segment_frames)
+        for row in video:
             rows.append({**row, "video_id": f"synthetic-{seed}-{k}"})
     return hide_labels(rows, missing_rate, seed)
 
