@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable, Sequence
 
+import datasets
 import numpy as np
 import torch
 from PIL import Image
@@ -133,18 +134,48 @@ def synthetic_videos(
     return hide_labels(rows, missing_rate, seed)
 
 
-def group_videos(rows: Iterable[dict]) -> dict[str, list[dict]]:
-    """Rows grouped by `video_id`, each video sorted by `frame`; raises if a row lacks either field."""
+class LazyRows(Sequence):
+    """Rows `indices` of a `datasets.Dataset`, decoded only when accessed (a video of a large dataset)."""
+
+    def __init__(self, dataset, indices: list[int]):
+        self.dataset, self.indices = dataset, indices
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, position):
+        if isinstance(position, slice):
+            return [self[i] for i in range(*position.indices(len(self)))]
+        return self.dataset[self.indices[position]]
+
+
+def without_images(rows: Sequence[dict]) -> Iterable[dict]:
+    """The rows' label fields, without decoding images when `rows` is a `datasets.Dataset`."""
+    if isinstance(rows, LazyRows):
+        rows = rows.dataset.select(rows.indices)
+    if isinstance(rows, datasets.Dataset):
+        return rows.select_columns([c for c in rows.column_names if c != "image"])
+    return rows
+
+
+def group_videos(rows: Sequence[dict]) -> dict[str, Sequence[dict]]:
+    """Rows grouped by `video_id`, each video sorted by `frame`; raises if a row lacks either field.
+
+    A `datasets.Dataset` is grouped from its `video_id`/`frame` columns and its videos stay lazy.
+    """
     videos = defaultdict(list)
-    for position, row in enumerate(rows):
+    for position, row in enumerate(without_images(rows)):
         if row.get("video_id") is None or row.get("frame") is None:
             raise ValueError(f"row {position} has no 'video_id'/'frame': temporal training needs video rows")
-        videos[str(row["video_id"])].append(row)
-    return {vid: sorted(frames, key=lambda r: int(r["frame"])) for vid, frames in videos.items()}
+        videos[str(row["video_id"])].append((int(row["frame"]), position))
+    ordered = {vid: [position for _, position in sorted(frames)] for vid, frames in videos.items()}
+    if isinstance(rows, datasets.Dataset):
+        return {vid: LazyRows(rows, positions) for vid, positions in ordered.items()}
+    return {vid: [rows[p] for p in positions] for vid, positions in ordered.items()}
 
 
 def load_rows(spec: str, *, num_samples: int, seed: int, image_size: int, missing_rate: float, videos: bool,
-              num_frames: int = 120) -> list[dict]:
+              num_frames: int = 120) -> Sequence[dict]:
     """Rows for a `--data` spec: "synthetic" (the embedded generator) or a readers spec such as "affwild2-mtl:/root".
 
     For "synthetic" with `videos`, `num_samples` frames are drawn as videos of `num_frames` frames.
@@ -160,10 +191,11 @@ def load_rows(spec: str, *, num_samples: int, seed: int, image_size: int, missin
     except ImportError as error:
         raise ValueError(f"--data {spec!r}: dataset readers are not available ({error}); use --data synthetic") from None
     source = load_labelled_source(spec)
-    rows = list(source) if num_samples <= 0 else [row for _, row in zip(range(num_samples), source)]
-    if not rows:
+    if num_samples > 0:
+        source = source.select(range(min(num_samples, len(source))))
+    if len(source) == 0:
         raise ValueError(f"--data {spec!r} gave no rows")
-    return rows
+    return source  # a datasets.Dataset: rows are decoded lazily by the datasets below
 
 
 class FrameDataset(torch.utils.data.Dataset):

@@ -23,8 +23,9 @@ _METRIC = None
 
 def labels_for_weights(rows: Sequence[dict]) -> tuple[torch.Tensor, torch.Tensor]:
     """AU and expression targets of `rows` (no images decoded), to compute class weights."""
-    from .multitask_data import au_targets, expression_index
+    from .multitask_data import au_targets, expression_index, without_images
 
+    rows = list(without_images(rows))
     au = torch.tensor([au_targets(row.get("aus")) for row in rows])
     expr = torch.tensor([expression_index(row.get("label")) for row in rows])
     return au, expr
@@ -131,9 +132,9 @@ def score(predictions: dict[str, np.ndarray], rows: Sequence[dict], au_threshold
     if _METRIC is None:
         _METRIC = load_abaw_metric()
     encoded_au, encoded_expr = labels_for_weights(rows)
-    from .multitask_data import va_targets
+    from .multitask_data import va_targets, without_images
 
-    va = np.array([va_targets(row) for row in rows])
+    va = np.array([va_targets(row) for row in without_images(rows)])
     return _METRIC.compute(
         au_predictions=(predictions["au_probabilities"] >= au_threshold).astype(int).tolist(),
         au_references=encoded_au.long().tolist(),

@@ -25,7 +25,7 @@ from accelerate import Accelerator
 
 from cer_hf.arguments import parse_args, save_args
 from cer_hf.multitask import ViTForMultiTaskExpression, ViTMultiTaskExpressionConfig
-from cer_hf.multitask_data import FrameDataset, WindowDataset, group_videos, load_rows
+from cer_hf.multitask_data import FrameDataset, WindowDataset, group_videos, load_rows, without_images
 from cer_hf.multitask_train import fit, predict_frames, predict_videos, rows_class_weights, score
 from cer_hf.presets import ENCODER_PRESETS
 
@@ -161,7 +161,7 @@ def main(argv=None):
         if videos:
             eval_videos = group_videos(eval_rows)
             predictions = predict_videos(model, eval_videos, model_args.image_size)
-            eval_rows = [row for frames in eval_videos.values() for row in frames]
+            eval_rows = [row for frames in eval_videos.values() for row in without_images(frames)]
         else:
             predictions = predict_frames(model, eval_rows, model_args.image_size)
         metrics = score(predictions, eval_rows, model.config.au_threshold)

@@ -254,3 +254,25 @@ def test_recipe_single_task_then_fusion_with_temporal_module(tmp_path):
     assert "temporal lstm" in stdout and "eval on 45 frames" in stdout  # 3 videos x 15 frames, all aligned
     model = ViTForMultiTaskExpression.from_pretrained(out)
     assert model.config.fusion == {"va": ["au"]} and model.config.temporal_module == "lstm"
+
+
+def test_a_datasets_source_is_grouped_into_lazy_videos_and_scored():
+    import datasets
+
+    from cer_hf.multitask_data import WindowDataset, group_videos, synthetic_videos
+    from cer_hf.multitask_train import predict_videos, rows_class_weights, score
+
+    rows = synthetic_videos(2, 7, seed=3, image_size=32, missing_rate=0.3)
+    rows = [{**row, "label": row["label"] if row["label"] else ""} for row in rows[::-1]]  # unsorted, as files may be
+    dataset = datasets.Dataset.from_list(rows).cast_column("image", datasets.Image())
+    videos = group_videos(dataset)
+    assert sorted(videos) == ["synthetic-3-0", "synthetic-3-1"]
+    assert [row["frame"] for row in videos["synthetic-3-0"]] == list(range(7))
+    windows = WindowDataset(videos, 32, sequence_length=4, stride=3)
+    assert len(windows) == 4 and windows[0]["pixel_values"].shape == (4, 3, 32, 32)
+    weights = rows_class_weights(dataset)
+    assert len(weights["au_pos_weight"]) == 12
+    model = tiny_model(temporal_module="lstm", sequence_length=4, temporal_stride=3).eval()
+    ordered = [row for frames in videos.values() for row in frames]
+    result = score(predict_videos(model, videos, 32), ordered)
+    assert set(result) >= {"P", "f1_au", "f1_expr", "ccc_mean"}
