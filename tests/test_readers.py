@@ -496,3 +496,40 @@ def test_dispatcher_synthetic():
     row = dataset[0]
     assert isinstance(row["image"], Image.Image) and row["image"].size == (32, 32)
     assert np.asarray(row["image"]).std() > 0
+
+
+def test_affwild2_mtl_combined_challenge_files(tmp_path):
+    """The ABAW MTL challenge's one-file-per-split layout, with a duplicate entry as the real files have."""
+    annotations = tmp_path / "annotations"
+    annotations.mkdir()
+    au_on = ",".join(["0"] * 11 + ["1"])
+    au_missing = ",".join(["-1"] * 12)
+    (annotations / "training_set_annotations.txt").write_text(
+        "image,valence,arousal,expression,aus\n"
+        f"vidA/00001.jpg,0.2,0.3,5,{au_on}\n"
+        f"vidA/00002.jpg,-5,-5,-1,{au_missing}\n"
+        f"vidA/00003.jpg,-5,-5,3,{au_missing}\n"
+        f"vidA/00001.jpg,0.2,0.3,5,{au_on}\n"
+        f"vidA/00009.jpg,0.1,0.1,0,{au_on}\n"
+    )
+    (annotations / "validation_set_annotations.txt").write_text(
+        "image,valence,arousal,expression,aus\n" f"vidB/00001.jpg,0.5,0.5,7,{au_on}\n"
+    )
+    write_frames(tmp_path, "vidA", range(3))
+    write_frames(tmp_path, "vidB", [0])
+    dataset, report = affwild2.read_affwild2_mtl(tmp_path, split="train", return_report=True)
+    assert dataset["label"] == ["Sadness", "Fear"]
+    assert dataset["frame"] == [0, 2]
+    assert dataset["aus"][0][-1] == 1 and dataset["aus"][1] == [-1] * 12
+    assert dataset["valence"] == pytest.approx([0.2, -5])
+    assert labels_by_file(dataset.select([1])) == {"00003.jpg": "Fear"}
+    assert report.skipped == {"duplicate entry": 1, "no annotation in any task": 1, "frame image missing": 1}
+    assert load_labelled_source(f"affwild2-mtl:{tmp_path}:validation")["label"] == ["Other"]
+    # AU-only view: frames without AU annotation drop out, the label column is all None.
+    au_only = affwild2.read_affwild2_mtl(tmp_path, split="train", tasks=("AU",))
+    assert au_only["frame"] == [0] and au_only["label"] == [None]
+    (annotations / "training_set_annotations.txt").write_text(
+        "image,valence,arousal,expression,aus\n" f"vidA/00001.jpg,0.2,0.3,8,{au_on}\n"
+    )
+    with pytest.raises(LabelFileError, match=r"training_set_annotations.txt, line 2: expression 8"):
+        affwild2.read_affwild2_mtl(tmp_path, split="train")

@@ -21,6 +21,11 @@ annotates video frame k, whose image is ``f"{k + 1:05d}.jpg"``. Rows carry ``fra
   mapped by name), then 0/1 per AU; -1 = not annotated.
 * VA files: header ``valence,arousal``, then two floats in [-1, 1]; -5 = not annotated.
 
+The ABAW multi-task challenge ships one combined file per split instead
+(``training_set_annotations.txt`` / ``validation_set_annotations.txt``): a header line, then
+``<video>/<00001.jpg>,valence,arousal,expression,AU1,...,AU26`` per frame; `read_affwild2_mtl`
+reads either layout.
+
 Unlabelled frames and frames whose image is missing (no face found) are skipped and counted
 in the `ReadReport`; unreadable lines raise `LabelFileError` naming the file and the line.
 """
@@ -59,6 +64,13 @@ TASK_FOLDERS: dict[str, tuple[str, ...]] = {
     "VA": ("VA_Estimation_Challenge", "VA_Set"),
 }
 SPLITS: dict[str, str] = {"train": "Train_Set", "validation": "Validation_Set", "val": "Validation_Set"}
+COMBINED_FILES: dict[str, str] = {
+    "train": "training_set_annotations.txt",
+    "validation": "validation_set_annotations.txt",
+    "val": "validation_set_annotations.txt",
+}
+COMBINED_COLUMNS = ("image", "valence", "arousal", "expression", *("AU1", "AU2", "AU4", "AU6", "AU7", "AU10",
+                                                                   "AU12", "AU15", "AU23", "AU24", "AU25", "AU26"))
 IMAGE_FOLDERS = ("cropped_aligned", "cropped_aligned_images", "cropped-aligned")
 UNLABELLED = -1
 
@@ -297,16 +309,70 @@ def read_affwild2_expr(root: str | Path, *, split: str | None = None, images_dir
     return _read_expression_videos(label_files, images, AFFWILD2_EXPR_LABELS, report, return_report)
 
 
+def find_combined_files(root: Path, split: str | None) -> list[Path]:
+    """The ABAW multi-task challenge's combined annotation file(s) at root or up to two levels below."""
+    if split is not None and split not in COMBINED_FILES:
+        raise ValueError(f"split must be one of {', '.join(COMBINED_FILES)} or None (all), not {split!r}")
+    names = [COMBINED_FILES[split]] if split else list(dict.fromkeys(COMBINED_FILES.values()))
+    subdirs = [p for p in sorted(root.iterdir()) if p.is_dir() and p.name not in IMAGE_FOLDERS]
+    folders = [root, *subdirs, *(q for p in subdirs for q in sorted(p.iterdir()) if q.is_dir())]
+    found = []
+    for name in names:
+        match = next((folder / name for folder in folders if (folder / name).is_file()), None)
+        if match is not None:
+            found.append(match)
+    return found
+
+
+def read_combined_annotations(path: str | Path):
+    """Rows of a combined multi-task file: (line, video, frame, aus, label or None, valence, arousal)."""
+    path = Path(path)
+    header, values = _lines(path)
+    names = [h.strip() for h in header.split(",")]
+    if names[:4] != list(COMBINED_COLUMNS[:4]):
+        raise LabelFileError(path, 1, f"header must start with {','.join(COMBINED_COLUMNS[:4])}, got {header!r}")
+    rows = []
+    for number, text in values:
+        cells = [c.strip() for c in text.split(",")]
+        if len(cells) != len(COMBINED_COLUMNS):
+            raise LabelFileError(path, number, f"{len(cells)} values, expected {len(COMBINED_COLUMNS)} ({','.join(COMBINED_COLUMNS)})")
+        video, _, name = cells[0].rpartition("/")
+        stem = os.path.splitext(name)[0]
+        if not video or not stem.isdigit() or int(stem) < 1:
+            raise LabelFileError(path, number, f"image {cells[0]!r} is not '<video>/<frame number>.jpg'")
+        try:
+            valence, arousal = float(cells[1]), float(cells[2])
+            code = int(cells[3])
+            aus = [int(c) for c in cells[4:]]
+        except ValueError:
+            raise LabelFileError(path, number, f"unreadable number in {text!r}") from None
+        for label, value in (("valence", valence), ("arousal", arousal)):
+            if value != MISSING_VALUE and not -1 <= value <= 1:
+                raise LabelFileError(path, number, f"{label} {value} is outside [-1, 1] (and not -5 = missing)")
+        if not -1 <= code < len(AFFWILD2_EXPR_LABELS):
+            raise LabelFileError(path, number, f"expression {code} is outside 0..7 (or -1 = unlabelled)")
+        if any(a not in (0, 1, -1) for a in aus):
+            raise LabelFileError(path, number, f"AU values must be 0, 1 or -1, got {','.join(cells[4:])}")
+        label = AFFWILD2_EXPR_LABELS[code] if code >= 0 else None
+        rows.append((number, video, int(stem) - 1, [float(a) for a in aus], label, valence, arousal))
+    return rows
+
+
 def read_affwild2_mtl(root: str | Path, *, split: str | None = None, tasks: Sequence[str] = ("AU", "EXPR", "VA"),
-                      images_dir: str | Path | None = None, return_report: bool = False):
+                      layout: str = "auto", images_dir: str | Path | None = None, return_report: bool = False):
     """Aff-Wild2 AU, expression and valence/arousal annotations merged per frame.
 
-    Each row: `aus` (12 floats in `AU_NAMES` order; all -1 when the video has no AU
-    annotation for the frame), `label` (the expression name, or None when the frame has no
-    expression annotation: -1 or no EXPR file), `valence`, `arousal` (-5 when missing),
-    `video_id`, `frame`. Frames with no annotation in any task, and frames whose image is
+    Each row: `aus` (12 floats in `AU_NAMES` order; all -1 when the frame has no AU
+    annotation), `label` (the expression name, or None when the frame has no expression
+    annotation: -1 or no EXPR file), `valence`, `arousal` (-5 when missing), `video_id`,
+    `frame`. Frames with no annotation in any of `tasks`, and frames whose image is
     missing, are skipped and counted. Use `filter_targets` or the -1/-5/None markers to
-    select a task's valid frames. split: "train", "validation" or None (both).
+    select one task's valid frames. split: "train", "validation" or None (both).
+
+    layout: "per-task" (the `*_Challenge/<Split>/<video>.txt` folders), "combined" (the
+    challenge's `training_set_annotations.txt` / `validation_set_annotations.txt`; duplicate
+    entries of one image are counted and the first is kept) or "auto" (combined files when
+    present, else the per-task folders).
     """
     root = Path(root)
     if not root.is_dir():
@@ -314,7 +380,57 @@ def read_affwild2_mtl(root: str | Path, *, split: str | None = None, tasks: Sequ
     unknown = [t for t in tasks if t not in TASK_FOLDERS]
     if unknown or not tasks:
         raise ValueError(f"tasks must be among {', '.join(TASK_FOLDERS)}, not {list(tasks)}")
+    if layout not in ("auto", "per-task", "combined"):
+        raise ValueError(f"layout must be 'auto', 'per-task' or 'combined', not {layout!r}")
     images = _FrameImages(find_images_dir(root, images_dir))
+    combined = find_combined_files(root, split) if layout != "per-task" else []
+    if layout == "combined" and not combined:
+        wanted = COMBINED_FILES[split] if split else " / ".join(dict.fromkeys(COMBINED_FILES.values()))
+        raise FileNotFoundError(f"no {wanted} under {root}")
+    if combined:
+        frames = _combined_frames(combined)
+        source = ", ".join(str(p) for p in combined)
+    else:
+        frames = _per_task_frames(root, split, tasks)
+        source = f"{root} ({split or 'all splits'}; per-task folders)"
+    report = ReadReport(f"Aff-Wild2 multi-task {source} [{'+'.join(tasks)}]")
+    columns: dict[str, list] = {k: [] for k in ("image", "label", "aus", "valence", "arousal", "video_id", "frame")}
+    no_aus = [-1.0] * len(AU_NAMES)
+    seen: set[tuple[str, int]] = set()
+    for where, video, frame, aus, label, valence, arousal in frames:
+        if (video, frame) in seen:
+            report.skip("duplicate entry", where)
+            continue
+        seen.add((video, frame))
+        aus = aus if "AU" in tasks and aus is not None else no_aus
+        label = label if "EXPR" in tasks else None
+        if "VA" not in tasks or valence is None:
+            valence = arousal = MISSING_VALUE
+        if label is None and max(aus) < 0 and valence == MISSING_VALUE and arousal == MISSING_VALUE:
+            report.skip("no annotation in any task", f"{video} frame {frame}")
+            continue
+        image = images.path(video, frame)
+        if image is None:
+            report.skip("frame image missing", f"{video}/{image_name(frame)}")
+            continue
+        columns["image"].append(image)
+        columns["label"].append(label)
+        columns["aus"].append(aus)
+        columns["valence"].append(valence)
+        columns["arousal"].append(arousal)
+        columns["video_id"].append(video)
+        columns["frame"].append(frame)
+    dataset = build_dataset(columns, row_features(aus=True, valence_arousal=True, video=True))
+    return _finish(dataset, report, return_report)
+
+
+def _combined_frames(files: Sequence[Path]):
+    for path in files:
+        for number, video, frame, aus, label, valence, arousal in read_combined_annotations(path):
+            yield f"{path.name}:{number}", video, frame, aus, label, valence, arousal
+
+
+def _per_task_frames(root: Path, split: str | None, tasks: Sequence[str]):
     readers = {"AU": read_au_file, "VA": read_va_file,
                "EXPR": lambda path: read_expression_file(path, AFFWILD2_EXPR_LABELS)}
     files: dict[str, dict[str, Path]] = {}
@@ -323,33 +439,13 @@ def read_affwild2_mtl(root: str | Path, *, split: str | None = None, tasks: Sequ
         if task_dir is None:
             raise FileNotFoundError(f"no {task} annotation folder ({' or '.join(TASK_FOLDERS[task])}) under {root}")
         files[task] = _label_files(_split_dirs(task_dir, split))
-    videos = sorted(set().union(*(set(f) for f in files.values())))
-    report = ReadReport(f"Aff-Wild2 multi-task {root} ({split or 'all splits'}; {'+'.join(tasks)})")
-    columns: dict[str, list] = {k: [] for k in ("image", "label", "aus", "valence", "arousal", "video_id", "frame")}
-    no_aus = [-1.0] * len(AU_NAMES)
-    for video in videos:
+    for video in sorted(set().union(*(set(f) for f in files.values()))):
         per_task = {task: [value for _, value in readers[task](files[task][video])]
                     for task in tasks if video in files[task]}
         for frame in range(max(len(values) for values in per_task.values())):
-            aus = _at(per_task.get("AU"), frame) or no_aus
-            label = _at(per_task.get("EXPR"), frame)
-            valence, arousal = _at(per_task.get("VA"), frame) or (MISSING_VALUE, MISSING_VALUE)
-            if label is None and max(aus) < 0 and valence == MISSING_VALUE and arousal == MISSING_VALUE:
-                report.skip("no annotation in any task", f"{video} frame {frame}")
-                continue
-            image = images.path(video, frame)
-            if image is None:
-                report.skip("frame image missing", f"{video}/{image_name(frame)}")
-                continue
-            columns["image"].append(image)
-            columns["label"].append(label)
-            columns["aus"].append(aus)
-            columns["valence"].append(valence)
-            columns["arousal"].append(arousal)
-            columns["video_id"].append(video)
-            columns["frame"].append(frame)
-    dataset = build_dataset(columns, row_features(aus=True, valence_arousal=True, video=True))
-    return _finish(dataset, report, return_report)
+            va = _at(per_task.get("VA"), frame)
+            yield (f"{video} frame {frame}", video, frame, _at(per_task.get("AU"), frame), _at(per_task.get("EXPR"), frame),
+                   *(va if va is not None else (None, None)))
 
 
 def _at(values: list | None, index: int):
