@@ -580,8 +580,9 @@ def synthetic_video(num_frames: int, *, seed: int = 0, image_size: int = 112,
     """A synthetic video as a list of rows (the dataset schema plus `frame`).
 
     One identity throughout; a sequence of target expressions (from `labels`, default
-    the 7 basics and the abaw7 compounds), each held for U(segment_frames) frames with a
-    cosine ramp from the previous target; the head pose drifts slowly. Each row's label
+    the 7 basics and the abaw7 compounds, never the same twice in a row), each lasting
+    U(segment_frames) frames and starting with a cosine ramp from the previous target
+    (the first from neutral); the head pose drifts slowly. Each row's label
     is the expression of its segment, and `sample_id` equals `frame`.
     """
     if labels is None:
@@ -599,8 +600,10 @@ def synthetic_video(num_frames: int, *, seed: int = 0, image_size: int = 112,
     prev_va = (0.0, 0.0)
     rows: list[dict] = []
     frame = 0
+    label = None
     while frame < num_frames:
-        label = labels[int(rng.integers(len(labels)))]
+        choices = [lab for lab in labels if lab != label] or labels  # a new expression each segment
+        label = choices[int(rng.integers(len(choices)))]
         length = int(rng.integers(segment_frames[0], segment_frames[1] + 1))
         target, intensity = _jitter_aus(expression_aus(label), rng)
         target_va = valence_arousal(label, 0.0 if label == "Neutral" else intensity)
