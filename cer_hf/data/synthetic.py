@@ -87,17 +87,17 @@ _COMPOUND_DU_AUS: dict[str, tuple[str, ...]] = {
 }
 # Salient cues of the constituent basics, added where Du et al.'s set is thin.
 _COMPOUND_EXTRA_CUES: dict[str, dict[str, float]] = {
-    "Happily Surprised": {"AU6": 0.5, "AU5": 0.6, "AU26": 0.6},  # cheeks; wide eyes, jaw drop
+    "Happily Surprised": {"AU6": 0.9},  # raised cheeks (Duchenne smile)
     "Happily Disgusted": {"AU6": 0.6, "AU9": 0.7},  # cheeks; nose wrinkle
     "Sadly Fearful": {"AU15": 0.7, "AU5": 0.6, "AU2": 0.3},  # lip corners down; wide eyes
     "Sadly Angry": {"AU1": 0.4, "AU7": 0.7, "AU23": 0.6, "AU17": 0.5},  # sad brow; lid/lip tension
-    "Sadly Surprised": {"AU15": 0.7, "AU5": 0.5},  # lip corners down; wide eyes
+    "Sadly Surprised": {"AU15": 1.0},  # lip corners down
     "Sadly Disgusted": {"AU1": 0.5, "AU15": 0.8, "AU9": 0.6},  # sad brow/mouth; nose wrinkle
     "Fearfully Angry": {"AU5": 0.8, "AU7": 0.7, "AU1": 0.4},  # glare; fearful inner brow
     "Fearfully Surprised": {"AU26": 0.6, "AU4": 0.3},  # jaw drop; fearful brow knit
     "Angrily Surprised": {"AU5": 0.8, "AU7": 0.5},  # wide but tense eyes
     "Angrily Disgusted": {"AU9": 0.7, "AU7": 0.6, "AU23": 0.4},  # nose wrinkle; lid/lip tension
-    "Disgustedly Surprised": {"AU9": 0.7, "AU25": 0.6, "AU26": 0.5},  # nose wrinkle; jaw drop
+    "Disgustedly Surprised": {"AU9": 1.0, "AU15": 0.5, "AU16": 0.5, "AU25": 0.6},  # nose, lips
 }
 
 BASIC_VALENCE_AROUSAL: dict[str, tuple[float, float]] = {
