@@ -46,7 +46,7 @@ from PIL import Image, ImageDraw, ImageFont
 from cer_hf.taxonomy import (
     BASIC_EXPRESSIONS,
     EMOTION_BASICS,
-    compound_set,
+    compound_set as _compound_set,
     constituents,
     parse_label,
 )
@@ -149,7 +149,7 @@ def expression_classes(
 ) -> list[str]:
     """The class names a synthetic dataset of `kind` ("basic", "compound", "all") draws from."""
     basics = list(BASIC_EXPRESSIONS if include_neutral else EMOTION_BASICS)
-    compounds = [c.name for c in compound_set(compound_set_name)]
+    compounds = [c.name for c in _compound_set(compound_set_name)]
     if kind == "basic":
         return basics
     if kind == "compound":
@@ -298,15 +298,14 @@ def _draw_face(canvas: _Canvas, a: dict[str, float], idt: dict) -> None:
     x = np.where(y > 0.3, x * (1 - 0.15 * (y - 0.3)), x)
     canvas.polygon(np.stack([x, y], 1), skin, outline=dark_skin, width=max(1, int(canvas.unit * 0.015)))
 
-    # Hair cap down to a hairline.
-    if True:
-        top = np.linspace(math.pi, 2 * math.pi, 16)
-        cap_scale = 1.06 if idt["hair_style"] != 2 else 1.01
-        outer = np.stack([fw * cap_scale * np.cos(top), fh * cap_scale * np.sin(top) - 0.02], 1)
-        hx = np.linspace(fw * 1.02, -fw * 1.02, 15)
-        hl = idt["hairline"] if idt["hair_style"] != 2 else idt["hairline"] - 0.12
-        hy = hl + 0.35 * (np.abs(hx) / fw) ** 4
-        canvas.polygon(np.concatenate([outer, np.stack([hx, hy], 1)]), hair)
+    # Hair cap down to a hairline (style 2: thin, receding).
+    top = np.linspace(math.pi, 2 * math.pi, 16)
+    cap_scale = 1.06 if idt["hair_style"] != 2 else 1.01
+    outer = np.stack([fw * cap_scale * np.cos(top), fh * cap_scale * np.sin(top) - 0.02], 1)
+    hx = np.linspace(fw * 1.02, -fw * 1.02, 15)
+    hl = idt["hairline"] if idt["hair_style"] != 2 else idt["hairline"] - 0.12
+    hy = hl + 0.35 * (np.abs(hx) / fw) ** 4
+    canvas.polygon(np.concatenate([outer, np.stack([hx, hy], 1)]), hair)
 
     ex, ey = idt["eye_dx"], idt["eye_y"]
     line_col = dark_skin
@@ -520,6 +519,7 @@ def _generate(indices: Iterable[int], seed: int, image_size: int, labels: list[s
 
 
 def _finite_gen(num_samples: int, seed: int, image_size: int, labels: list[str], version: str):
+    # `version` (a hash of this file) only keys the datasets cache: edits re-generate.
     yield from _generate(range(num_samples), seed, image_size, labels)
 
 
@@ -586,7 +586,7 @@ def synthetic_video(num_frames: int, *, seed: int = 0, image_size: int = 112,
     is the expression of its segment, and `sample_id` equals `frame`.
     """
     if labels is None:
-        labels = [*BASIC_EXPRESSIONS, *(c.name for c in compound_set("abaw7"))]
+        labels = [*BASIC_EXPRESSIONS, *(c.name for c in _compound_set("abaw7"))]
     labels = [parse_label(lab) for lab in labels]
     rng = np.random.default_rng([seed, 0x56494445])
     identity = _sample_identity(rng)
