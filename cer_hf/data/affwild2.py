@@ -37,6 +37,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from cer_hf.data.synthetic import AU_NAMES  # one source for the 12 ABAW AUs and their order
 from cer_hf.data.readers import (
     MISSING_VALUE,
     LabelFileError,
@@ -49,9 +50,6 @@ from cer_hf.taxonomy import compound_set, parse_label
 
 logger = logging.getLogger(__name__)
 
-AU_NAMES: tuple[str, ...] = (
-    "AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26",
-)
 AFFWILD2_EXPR_LABELS: tuple[str, ...] = (
     "Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other",
 )
@@ -69,8 +67,7 @@ COMBINED_FILES: dict[str, str] = {
     "validation": "validation_set_annotations.txt",
     "val": "validation_set_annotations.txt",
 }
-COMBINED_COLUMNS = ("image", "valence", "arousal", "expression", *("AU1", "AU2", "AU4", "AU6", "AU7", "AU10",
-                                                                   "AU12", "AU15", "AU23", "AU24", "AU25", "AU26"))
+COMBINED_COLUMNS = ("image", "valence", "arousal", "expression", *AU_NAMES)
 IMAGE_FOLDERS = ("cropped_aligned", "cropped_aligned_images", "cropped-aligned")
 UNLABELLED = -1
 

@@ -36,6 +36,7 @@ import datasets
 import numpy as np
 from PIL import Image
 
+from cer_hf.data.synthetic import AU_NAMES
 from cer_hf.taxonomy import (
     COMPOUND_SETS,
     EMOTION_BASICS,
@@ -129,8 +130,6 @@ def row_features(*, aus: bool = False, valence_arousal: bool = False, video: boo
         "label": datasets.Value("string"),
     }
     if aus:
-        from cer_hf.data.affwild2 import AU_NAMES
-
         spec["aus"] = datasets.Sequence(datasets.Value("float32"), length=len(AU_NAMES))
     if valence_arousal:
         spec["valence"] = datasets.Value("float32")
@@ -201,6 +200,8 @@ class _LabelParser:
         if isinstance(value, (bool, np.bool_)):
             raise ValueError(f"boolean {value} in column {column!r} is not a label")
         if isinstance(value, (int, np.integer)):
+            return self.code(int(value), column)
+        if isinstance(value, (float, np.floating)) and float(value).is_integer():
             return self.code(int(value), column)
         text = str(value).strip()
         if not text:
@@ -857,10 +858,8 @@ def _synthetic(rest: str, **options):
     parts = rest.split(":")
     if len(parts) != 2 or parts[0] not in ("basic", "compound", "all") or not parts[1].isdigit():
         raise ValueError(f"synthetic spec must be 'synthetic:basic|compound|all:<count>', not 'synthetic:{rest}'")
-    try:
-        from cer_hf.data.synthetic import synthetic_dataset
-    except ImportError as error:  # the generator lives in its own module; say so if it is missing
-        raise ValueError(f"synthetic data needs cer_hf.data.synthetic, which cannot be imported ({error})") from None
+    from cer_hf.data.synthetic import synthetic_dataset
+
     return_report = options.pop("return_report", False)
     dataset = synthetic_dataset(int(parts[1]), kind=parts[0], **options)
     report = ReadReport(f"synthetic:{rest}", rows=len(dataset))
