@@ -534,3 +534,18 @@ def test_affwild2_mtl_combined_challenge_files(tmp_path):
     )
     with pytest.raises(LabelFileError, match=r"training_set_annotations.txt, line 2: expression 8"):
         affwild2.read_affwild2_mtl(tmp_path, split="train")
+
+
+def test_cli_data_prints_counts_report_and_errors(tmp_path, capsys):
+    from cer_hf.cli import main
+
+    path = tmp_path / "fer2013.csv"
+    path.write_text("emotion,pixels,Usage\n" + fer_row(0, "Training") + fer_row(6, "Training") + fer_row(0, "PublicTest"))
+    assert main(["data", f"fer2013:{path}:Training", "--filter-targets", "--decode", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "Anger\t1" in out and "Neutral\t1" in out and "dropped Neutral: 1" in out
+    assert "decoded 2 images; sizes: {(48, 48): 2}" in out
+    assert main(["data", f"fer2013:{path}", "-o", "usage=[PublicTest]"]) == 0
+    assert "Anger\t1" in capsys.readouterr().out
+    assert main(["data", f"nosuch:{path}"]) == 2
+    assert "unknown scheme 'nosuch'" in capsys.readouterr().err
