@@ -549,3 +549,14 @@ def test_cli_data_prints_counts_report_and_errors(tmp_path, capsys):
     assert "Anger\t1" in capsys.readouterr().out
     assert main(["data", f"nosuch:{path}"]) == 2
     assert "unknown scheme 'nosuch'" in capsys.readouterr().err
+
+
+def test_fer2013_non_numeric_pixels(tmp_path):
+    path = tmp_path / "fer2013.csv"
+    pixels = " ".join(["7"] * 1000 + ["x"] + ["7"] * 1303)
+    path.write_text(f"emotion,pixels,Usage\n3,{pixels},Training\n")
+    with pytest.raises(LabelFileError, match="line 2: pixels must be space-separated integers"):
+        read_fer2013(path)
+    path.write_text("emotion,pixels,Usage\n" + fer_row(3, "Training", value=256))
+    with pytest.raises(LabelFileError, match="line 2: pixel values must be integers in 0..255"):
+        read_fer2013(path)
