@@ -217,15 +217,15 @@ class _FrameImages:
     """Which frame images exist, one directory listing per video."""
 
     def __init__(self, images_dir: Path):
-        self.images_dir = images_dir
+        self.images_dir = str(images_dir)
         self.listings: dict[str, set[str]] = {}
 
     def path(self, video: str, frame: int) -> str | None:
         if video not in self.listings:
-            folder = self.images_dir / video
-            self.listings[video] = set(os.listdir(folder)) if folder.is_dir() else set()
+            folder = os.path.join(self.images_dir, video)
+            self.listings[video] = set(os.listdir(folder)) if os.path.isdir(folder) else set()
         name = image_name(frame)
-        return str(self.images_dir / video / name) if name in self.listings[video] else None
+        return os.path.join(self.images_dir, video, name) if name in self.listings[video] else None
 
 
 def _label_files(folders: Sequence[Path]) -> dict[str, Path]:

@@ -142,10 +142,31 @@ def row_features(*, aus: bool = False, valence_arousal: bool = False, video: boo
 
 
 def build_dataset(columns: dict[str, list], features: datasets.Features) -> datasets.Dataset:
-    """An in-memory `datasets.Dataset` from column lists (image paths stay paths: decoded lazily)."""
+    """An in-memory `datasets.Dataset` from column lists; `image` values are file paths or encoded bytes.
+
+    The Arrow table is built column-wise (no per-row feature encoding), so a few million
+    frames take seconds; image files stay paths and are decoded lazily on access.
+    """
+    import pyarrow as pa
+    from datasets.table import InMemoryTable
+
     if "sample_id" in features and "sample_id" not in columns:
         columns = {**columns, "sample_id": list(range(len(columns["label"])))}
-    return datasets.Dataset.from_dict({name: columns[name] for name in features}, features=features)
+    schema = features.arrow_schema
+    arrays = []
+    for name in features:
+        values = columns[name]
+        if isinstance(features[name], datasets.Image):
+            paths = [v if isinstance(v, str) else None for v in values]
+            blobs = [v if isinstance(v, (bytes, bytearray)) else None for v in values]
+            if any(p is None and b is None for p, b in zip(paths, blobs)):
+                raise TypeError(f"column {name!r} must hold file paths or encoded image bytes")
+            arrays.append(pa.StructArray.from_arrays(
+                [pa.array(blobs, pa.binary()), pa.array(paths, pa.string())], names=["bytes", "path"]))
+        else:
+            arrays.append(pa.array(values, type=schema.field(name).type))
+    table = pa.Table.from_arrays(arrays, schema=schema)
+    return datasets.Dataset(InMemoryTable(table), info=datasets.DatasetInfo(features=features))
 
 
 def _resolve(path: str, root: Path) -> str:
