@@ -560,3 +560,30 @@ def test_fer2013_non_numeric_pixels(tmp_path):
     path.write_text("emotion,pixels,Usage\n" + fer_row(3, "Training", value=256))
     with pytest.raises(LabelFileError, match="line 2: pixel values must be integers in 0..255"):
         read_fer2013(path)
+
+
+def test_image_folder_numbered_classes_need_a_code_table(tmp_path):
+    write_image(tmp_path / "1" / "a.jpg")
+    write_image(tmp_path / "7" / "b.jpg")
+    with pytest.raises(ValueError, match=r"numbered class folder .*'rafdb-basic'"):
+        read_image_folder(tmp_path)
+    dataset = read_image_folder(tmp_path, label_names="rafdb-basic")
+    assert labels_by_file(dataset) == {"a.jpg": "Surprise", "b.jpg": "Neutral"}
+    with pytest.raises(ValueError, match="code 7 in column 'folder name'"):
+        read_image_folder(tmp_path, label_names="fer2013")
+
+
+def test_single_line_json_object_is_not_json_lines(tmp_path):
+    write_image(tmp_path / "x.png")
+    (tmp_path / "labels.json").write_text(json.dumps({"samples": [{"file": "x.png", "label": "Sadly_Angry"}]}))
+    assert read_table(tmp_path / "labels.json")["label"] == ["Sadly Angry"]
+    (tmp_path / "lines.json").write_text('{"file": "x.png", "label": "sad"}\n{"file": "x.png", "label": "fear"}\n')
+    assert read_table(tmp_path / "lines.json")["label"] == ["Sadness", "Fear"]
+
+
+def test_filter_targets_on_a_stream_counts_while_iterating():
+    source = datasets.Dataset.from_dict({"label": ["Neutral", "Fear", "Other", "Sadly Angry"], "sample_id": [0, 1, 2, 3]})
+    stream, report = filter_targets(source.to_iterable_dataset(num_shards=2))
+    assert isinstance(stream, datasets.IterableDataset)
+    assert sorted(row["sample_id"] for row in stream) == [1, 3]
+    assert report.dropped == {"Neutral": 1, "Other": 1} and sum(report.kept.values()) == 2

@@ -70,6 +70,16 @@ TARGET_LABELS: tuple[str, ...] = (
 )
 NON_TARGET_LABELS: tuple[str, ...] = ("Neutral", "Contempt", "Other")
 
+# Named code tables for `label_names=` (CSV code columns, numbered class folders, ...).
+LABEL_CODES: dict[str, dict[int, str]] = {
+    "rafdb-basic": {i + 1: name for i, name in enumerate(RAFDB_BASIC_LABELS)},
+    "rafdb-compound": {i + 1: name for i, name in enumerate(RAFDB_COMPOUND_LABELS)},
+    "affectnet": dict(enumerate(AFFECTNET_LABELS)),
+    "fer2013": dict(enumerate(FER2013_LABELS)),
+    "affwild2": dict(enumerate(("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other"))),
+    "cexprdb": dict(enumerate(c.name for c in compound_set("abaw7"))),
+}
+
 MISSING_VALUE = -5.0  # valence/arousal missing (Aff-Wild2 convention)
 
 
@@ -189,9 +199,17 @@ def _require_file(path: Path, what: str) -> Path:
 
 
 class _LabelParser:
-    """Parse label cells by name (memoised); integer codes only through an explicit class list."""
+    """Parse label cells by name (memoised); integer codes only through an explicit class list.
 
-    def __init__(self, label_names: Sequence[str] | Mapping[int, str] | None = None):
+    `label_names`: names in code order (code 0 first), a {code: name} mapping, or the name of
+    a table in `LABEL_CODES` ("rafdb-basic" = RAF-DB's 1-based codes, "fer2013", ...).
+    """
+
+    def __init__(self, label_names: str | Sequence[str] | Mapping[int, str] | None = None):
+        if isinstance(label_names, str):
+            if label_names not in LABEL_CODES:
+                raise ValueError(f"unknown label_names table {label_names!r}; known: {', '.join(LABEL_CODES)}")
+            label_names = LABEL_CODES[label_names]
         if label_names is None:
             self.codes: dict[int, str] | None = None
         elif isinstance(label_names, Mapping):
@@ -203,8 +221,9 @@ class _LabelParser:
     def code(self, value: int, column: str) -> str:
         if self.codes is None:
             raise ValueError(
-                f"column {column!r} holds the integer code {value}; pass label_names=[...] "
-                "(the dataset's class names in code order) so codes are mapped by name"
+                f"column {column!r} holds the integer code {value}; pass label_names=[...] (the "
+                f"dataset's class names in code order) or one of {', '.join(map(repr, LABEL_CODES))} "
+                "so codes are mapped by name"
             )
         if value not in self.codes:
             raise ValueError(f"code {value} in column {column!r} is not one of {sorted(self.codes)}")
@@ -266,15 +285,19 @@ def _truthy(value: Any) -> bool:
 # ----------------------------------------------------------------------------- image folder
 
 
-def read_image_folder(root: str | Path, *, return_report: bool = False):
+def read_image_folder(root: str | Path, *, label_names: str | Sequence[str] | Mapping[int, str] | None = None,
+                      return_report: bool = False):
     """`root/<label name>/**/*.jpg` → dataset; folder names in any spelling `parse_label` accepts.
 
+    Numbered folders (`root/1/`, `root/2/`, as some RAF-DB copies ship) need `label_names`:
+    a `LABEL_CODES` table name such as "rafdb-basic", names in code order, or {code: name}.
     An unknown folder name raises a `ValueError` naming the folder and the accepted labels.
     Images directly under `root` (outside any label folder) are counted as skipped.
     """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root}")
+    parser = _LabelParser(label_names)
     report = ReadReport(f"imagefolder {root}")
     paths, labels = [], []
     for folder in sorted(p for p in root.iterdir() if not p.name.startswith(".")):
@@ -283,8 +306,10 @@ def read_image_folder(root: str | Path, *, return_report: bool = False):
                 report.skip("image outside a label folder", folder.name)
             continue
         try:
-            label = parse_label(folder.name)
-        except ValueError:
+            label = parser.cell(folder.name, "folder name")
+        except ValueError as error:
+            if folder.name.isdigit():
+                raise ValueError(f"numbered class folder {str(folder)!r}: {error}") from None
             hint = ""
             if folder.name.lower() in ("train", "test", "val", "valid", "validation", "training", "testing"):
                 hint = f" (it looks like a split: point the reader at {folder} instead)"
@@ -327,7 +352,7 @@ def _pick_column(columns: Sequence[str], wanted: str | None, candidates: Sequenc
 def _table_records(path: Path, delimiter: str | None) -> tuple[list[str], Iterable[tuple[int | str, dict]]]:
     """Column names and (line number, record) pairs of a CSV/TSV, JSON or JSONL file."""
     suffix = path.suffix.lower()
-    if suffix == ".jsonl" or (suffix == ".json" and _first_char(path) == "{" and _is_json_lines(path)):
+    if suffix == ".jsonl" or (suffix == ".json" and _is_json_lines(path)):
         records = []
         with open(path, encoding="utf-8") as handle:
             for number, line in enumerate(handle, 1):
@@ -377,19 +402,13 @@ def _table_records(path: Path, delimiter: str | None) -> tuple[list[str], Iterab
     return header, records
 
 
-def _first_char(path: Path) -> str:
-    with open(path, encoding="utf-8") as handle:
-        return handle.read(64).lstrip()[:1]
-
-
 def _is_json_lines(path: Path) -> bool:
-    with open(path, encoding="utf-8") as handle:
-        first = handle.readline()
+    """A .json file that is really JSON Lines: the whole text fails to parse with 'Extra data'."""
     try:
-        json.loads(first)
-        return True
-    except json.JSONDecodeError:
+        json.loads(path.read_text(encoding="utf-8"))
         return False
+    except json.JSONDecodeError as error:
+        return error.msg == "Extra data"
 
 
 def read_table(
@@ -841,30 +860,36 @@ class FilterReport:
 
 
 def filter_targets(
-    dataset: datasets.Dataset,
+    dataset: datasets.Dataset | datasets.IterableDataset,
     keep: Sequence[str] = TARGET_LABELS,
     drop: Sequence[str] = NON_TARGET_LABELS,
     *,
     verbose: bool = True,
-) -> tuple[datasets.Dataset, FilterReport]:
+) -> tuple[datasets.Dataset | datasets.IterableDataset, FilterReport]:
     """Keep rows whose label is in `keep` and not in `drop`; count every dropped row by label.
 
     Defaults keep the six emotion basics and every known compound and drop Neutral,
     Contempt and Other; a label outside `keep` is dropped too, and rows without a label
     (None or "", e.g. Aff-Wild2 frames without an expression) count as "<missing>".
-    Labels in `keep`/`drop` may be written in any spelling `parse_label` accepts. The
-    report is logged, and printed when `verbose`.
+    Labels in `keep`/`drop` may be written in any spelling `parse_label` accepts. For a
+    `Dataset` the report is complete on return (logged, and printed when `verbose`). For an
+    `IterableDataset` the filter is lazy and the report's counters fill up as the stream is
+    iterated in this process (DataLoader worker processes count in their own copies).
     """
     keep_set = {parse_label(k) for k in keep}
     drop_set = {parse_label(d) for d in drop}
-    kept, dropped, indices = Counter(), Counter(), []
-    for index, label in enumerate(dataset["label"]):
+    report = FilterReport(Counter(), Counter())
+
+    def wanted(label: str | None) -> bool:
         if label and label in keep_set and label not in drop_set:
-            kept[label] += 1
-            indices.append(index)
-        else:
-            dropped[label or "<missing>"] += 1
-    report = FilterReport(kept, dropped)
+            report.kept[label] += 1
+            return True
+        report.dropped[label or "<missing>"] += 1
+        return False
+
+    if isinstance(dataset, datasets.IterableDataset):
+        return dataset.filter(wanted, input_columns="label"), report
+    indices = [index for index, label in enumerate(dataset["label"]) if wanted(label)]
     logger.info("filter_targets: %s", report)
     if verbose:
         print(report)
