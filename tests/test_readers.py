@@ -587,3 +587,10 @@ def test_filter_targets_on_a_stream_counts_while_iterating():
     assert isinstance(stream, datasets.IterableDataset)
     assert sorted(row["sample_id"] for row in stream) == [1, 3]
     assert report.dropped == {"Neutral": 1, "Other": 1} and sum(report.kept.values()) == 2
+
+
+def test_two_code_columns_are_codes_not_indicators(tmp_path):
+    write_image(tmp_path / "a.jpg")
+    (tmp_path / "codes.csv").write_text("file,code_a,code_b\na.jpg,1,0\n")
+    dataset = read_table(tmp_path / "codes.csv", label_columns=["code_a", "code_b"], label_names="fer2013")
+    assert dataset["label"] == ["Angrily Disgusted"]  # FER codes 1 = Disgust, 0 = Anger

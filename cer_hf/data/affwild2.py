@@ -39,6 +39,8 @@ from typing import Sequence
 
 from cer_hf.data.synthetic import AU_NAMES  # one source for the 12 ABAW AUs and their order
 from cer_hf.data.readers import (
+    AFFWILD2_EXPR_LABELS,
+    CEXPRDB_LABELS,
     MISSING_VALUE,
     LabelFileError,
     ReadReport,
@@ -46,14 +48,10 @@ from cer_hf.data.readers import (
     build_dataset,
     row_features,
 )
-from cer_hf.taxonomy import compound_set, parse_label
+from cer_hf.taxonomy import parse_label
 
 logger = logging.getLogger(__name__)
 
-AFFWILD2_EXPR_LABELS: tuple[str, ...] = (
-    "Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other",
-)
-CEXPRDB_LABELS: tuple[str, ...] = tuple(c.name for c in compound_set("abaw7"))
 
 # Task folder names used by the different ABAW editions, and the split folder names.
 TASK_FOLDERS: dict[str, tuple[str, ...]] = {

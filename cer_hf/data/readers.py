@@ -62,6 +62,10 @@ FER2013_LABELS: tuple[str, ...] = (  # codes 0..6
     "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Neutral",
 )
 FER2013_USAGES: tuple[str, ...] = ("Training", "PublicTest", "PrivateTest")
+AFFWILD2_EXPR_LABELS: tuple[str, ...] = (  # codes 0..7 (Aff-Wild2 EXPR files' header order)
+    "Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other",
+)
+CEXPRDB_LABELS: tuple[str, ...] = tuple(c.name for c in compound_set("abaw7"))  # codes 0..6
 
 # Labels kept / dropped by `filter_targets` unless told otherwise.
 TARGET_LABELS: tuple[str, ...] = (
@@ -76,8 +80,8 @@ LABEL_CODES: dict[str, dict[int, str]] = {
     "rafdb-compound": {i + 1: name for i, name in enumerate(RAFDB_COMPOUND_LABELS)},
     "affectnet": dict(enumerate(AFFECTNET_LABELS)),
     "fer2013": dict(enumerate(FER2013_LABELS)),
-    "affwild2": dict(enumerate(("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other"))),
-    "cexprdb": dict(enumerate(c.name for c in compound_set("abaw7"))),
+    "affwild2": dict(enumerate(AFFWILD2_EXPR_LABELS)),
+    "cexprdb": dict(enumerate(CEXPRDB_LABELS)),
 }
 
 MISSING_VALUE = -5.0  # valence/arousal missing (Aff-Wild2 convention)
@@ -252,6 +256,14 @@ class _LabelParser:
             self.cache[text] = parse_label(text)
         return self.cache[text]
 
+    def names_expression(self, column: str) -> bool:
+        """Whether a column header is itself an expression name (an indicator column)."""
+        try:
+            self.cache.setdefault(column, parse_label(column))
+            return True
+        except ValueError:
+            return False
+
     def row(self, values: Sequence[Any], columns: Sequence[str]) -> str:
         """One label from one or more label columns.
 
@@ -261,9 +273,9 @@ class _LabelParser:
         """
         parts = []
         for value, column in zip(values, columns):
-            if len(columns) > 1 and _is_indicator(value):
+            if len(columns) > 1 and _is_indicator(value) and self.names_expression(column):
                 if _truthy(value):
-                    parts.append(parse_label(column))
+                    parts.append(self.cache[column])
                 continue
             part = self.cell(value, column)
             if part:
