@@ -594,3 +594,10 @@ def test_two_code_columns_are_codes_not_indicators(tmp_path):
     (tmp_path / "codes.csv").write_text("file,code_a,code_b\na.jpg,1,0\n")
     dataset = read_table(tmp_path / "codes.csv", label_columns=["code_a", "code_b"], label_names="fer2013")
     assert dataset["label"] == ["Angrily Disgusted"]  # FER codes 1 = Disgust, 0 = Anger
+
+
+def test_json_error_names_the_record(tmp_path):
+    write_image(tmp_path / "x.png")
+    (tmp_path / "labels.json").write_text(json.dumps([{"file": "x.png", "label": "sad"}, {"file": "x.png", "label": "calmish"}]))
+    with pytest.raises(LabelFileError, match=r"labels.json, record 1: .*'calmish'"):
+        read_table(tmp_path / "labels.json")

@@ -94,7 +94,8 @@ class LabelFileError(ValueError):
     """A label file (or table) that cannot be read; the message names the file and the line."""
 
     def __init__(self, path: str | Path, line: int | str | None, reason: str):
-        where = f"{path}" if line is None else f"{path}, line {line}"
+        # line: a 1-based line number, or a text such as "record 3" / "row 7" for JSON and datasets
+        where = f"{path}" if line is None else f"{path}, line {line}" if isinstance(line, int) else f"{path}, {line}"
         super().__init__(f"{where}: {reason}")
         self.path = str(path)
         self.line = line
