@@ -190,6 +190,9 @@ def test_parquet_with_path_column(tmp_path):
     dataset = load_labelled_source(f"parquet:{tmp_path / 'data.parquet'}")
     assert dataset["label"] == ["Angrily Surprised"]
     assert dataset[0]["image"].size == (8, 8)
+    pq.write_table(pa.table({"file": ["img/a.jpg", "img/gone.jpg"], "label": ["sad", "sad"]}), tmp_path / "data.parquet")
+    with pytest.raises(LabelFileError, match=r"row 1: image 'img/gone.jpg' not found"):
+        read_parquet(str(tmp_path / "data.parquet"))
 
 
 def test_normalise_dataset_errors_name_row():

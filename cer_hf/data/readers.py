@@ -551,15 +551,22 @@ def normalise_dataset(
 
 def _image_value(value: Any, root: Path, source: str, index: int) -> dict:
     """One image cell (path, bytes or {bytes, path}) as the {bytes, path} that datasets.Image stores."""
+    path = None
     if isinstance(value, dict):
-        if value.get("bytes") is None and value.get("path"):
-            return {"bytes": None, "path": _resolve(value["path"], root)}
         if value.get("bytes") is not None:
             return {"bytes": value["bytes"], "path": value.get("path")}
+        path = value.get("path")
     elif isinstance(value, (bytes, bytearray)):
         return {"bytes": bytes(value), "path": None}
-    elif isinstance(value, str) and value.strip():
-        return {"bytes": None, "path": _resolve(value.strip(), root)}
+    elif isinstance(value, str):
+        path = value.strip()
+    if path:
+        if "://" in path or "::" in path:  # remote (hf://, https://) files are fetched on decode
+            return {"bytes": None, "path": path}
+        resolved = _resolve(path, root)
+        if not os.path.isfile(resolved):
+            raise LabelFileError(source, f"row {index}", f"image {path!r} not found (looked for {resolved})")
+        return {"bytes": None, "path": resolved}
     raise LabelFileError(source, f"row {index}", f"image cell holds neither a path nor image bytes ({type(value).__name__})")
 
 
