@@ -175,7 +175,8 @@ def test_parquet_with_image_struct_and_classlabel_names(tmp_path):
         features=features,
     )
     source.to_parquet(str(tmp_path / "part-0.parquet"))
-    dataset = read_parquet(str(tmp_path / "*.parquet"), image_column="img", label_column="emotion")
+    dataset = read_parquet(str(tmp_path / "*.parquet"), image_column="img", label_column="emotion",
+                           cache_dir=str(tmp_path / "cache"))
     assert dataset["label"] == ["Surprise", "Sadness"]
     assert dataset.column_names == ["image", "label", "valence", "sample_id"]
     assert dataset[1]["image"].getpixel((0, 0)) == (4, 5, 6)
@@ -187,12 +188,12 @@ def test_parquet_with_path_column(tmp_path):
     import pyarrow.parquet as pq
 
     pq.write_table(pa.table({"file": ["img/a.jpg"], "label": ["Angrily_Surprised"]}), tmp_path / "data.parquet")
-    dataset = load_labelled_source(f"parquet:{tmp_path / 'data.parquet'}")
+    dataset = load_labelled_source(f"parquet:{tmp_path / 'data.parquet'}", cache_dir=str(tmp_path / "cache"))
     assert dataset["label"] == ["Angrily Surprised"]
     assert dataset[0]["image"].size == (8, 8)
     pq.write_table(pa.table({"file": ["img/a.jpg", "img/gone.jpg"], "label": ["sad", "sad"]}), tmp_path / "data.parquet")
     with pytest.raises(LabelFileError, match=r"row 1: image 'img/gone.jpg' not found"):
-        read_parquet(str(tmp_path / "data.parquet"))
+        read_parquet(str(tmp_path / "data.parquet"), cache_dir=str(tmp_path / "cache"))
 
 
 def test_normalise_dataset_errors_name_row():
@@ -604,3 +605,15 @@ def test_json_error_names_the_record(tmp_path):
     (tmp_path / "labels.json").write_text(json.dumps([{"file": "x.png", "label": "sad"}, {"file": "x.png", "label": "calmish"}]))
     with pytest.raises(LabelFileError, match=r"labels.json, record 1: .*'calmish'"):
         read_table(tmp_path / "labels.json")
+
+
+def test_hub_reader_on_a_local_dataset_folder(tmp_path):
+    """`hub:` goes through datasets.load_dataset; a local folder in the Hub layout needs no network."""
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["angry", "fear"])})
+    repo = tmp_path / "repo"
+    (repo / "data").mkdir(parents=True)
+    datasets.Dataset.from_dict({"image": [_png_bytes((9, 9, 9))] * 3, "label": [1, 0, 1]}, features=features).to_parquet(
+        str(repo / "data" / "test-00000-of-00001.parquet"))
+    dataset = load_labelled_source(f"hub:{repo}:test", load_options={"cache_dir": str(tmp_path / "cache")})
+    assert dataset["label"] == ["Fear", "Anger", "Fear"]
+    assert dataset[0]["image"].getpixel((1, 1)) == (9, 9, 9)

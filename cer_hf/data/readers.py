@@ -570,18 +570,19 @@ def _image_value(value: Any, root: Path, source: str, index: int) -> dict:
     raise LabelFileError(source, f"row {index}", f"image cell holds neither a path nor image bytes ({type(value).__name__})")
 
 
-def read_parquet(path: str, *, return_report: bool = False, **options):
+def read_parquet(path: str, *, cache_dir: str | None = None, return_report: bool = False, **options):
     """Parquet file(s) (a path or glob) with an image column (bytes struct, bytes or paths) and labels.
 
     Relative image paths are resolved against the parquet file's folder. Options as in
-    `normalise_dataset` (image_column, label_column, label_columns, label_names, image_root).
+    `normalise_dataset` (image_column, label_column, label_columns, label_names, image_root);
+    `cache_dir` for the Arrow copy `datasets` makes (default: its usual cache).
     """
     import glob as globbing
 
     files = sorted(globbing.glob(os.path.expanduser(str(path)), recursive=True))
     if not files:
         raise FileNotFoundError(f"no parquet files match {path}")
-    dataset = datasets.Dataset.from_parquet(files)
+    dataset = datasets.Dataset.from_parquet(files, cache_dir=cache_dir)
     options.setdefault("image_root", Path(files[0]).parent)
     dataset = normalise_dataset(dataset, source=str(path), **options)
     return _finish(dataset, ReadReport(f"parquet {path}"), return_report)
