@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import logging
 import os
@@ -741,20 +742,33 @@ def read_affectnet(
     path = _require_file(Path(path), "AffectNet CSV")
     with open(path, encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
-        rows = []
-        for row in reader:
-            rows.append((reader.line_num, row))
-    if rows and rows[0][1] and rows[0][1][0].strip() == AFFECTNET_COLUMNS[0]:
-        header = [h.strip() for h in rows[0][1]]
-        missing = [c for c in AFFECTNET_COLUMNS if c not in header]
-        if missing:
-            raise LabelFileError(path, 1, f"header lacks column(s) {', '.join(missing)}")
-        rows = rows[1:]
-    else:
-        header = list(AFFECTNET_COLUMNS)
-    position = {name: header.index(name) for name in AFFECTNET_COLUMNS}
-    first = rows[0][1][position["subDirectory_filePath"]] if rows and len(rows[0][1]) == len(header) else None
-    root = Path(image_root) if image_root is not None else _affectnet_image_root(path, first)
+        numbered = ((reader.line_num, row) for row in reader)  # streamed: landmarks make rows long
+        first = next(numbered, None)
+        if first is not None and first[1] and first[1][0].strip() == AFFECTNET_COLUMNS[0]:
+            header = [h.strip() for h in first[1]]
+            missing = [c for c in AFFECTNET_COLUMNS if c not in header]
+            if missing:
+                raise LabelFileError(path, 1, f"header lacks column(s) {', '.join(missing)}")
+            first = next(numbered, None)
+        else:
+            header = list(AFFECTNET_COLUMNS)
+        position = {name: header.index(name) for name in AFFECTNET_COLUMNS}
+        if image_root is not None:
+            root = Path(image_root)
+        else:
+            first_file = first[1][position["subDirectory_filePath"]].strip() if first and len(first[1]) == len(header) else None
+            root = _affectnet_image_root(path, first_file)
+        rows = itertools.chain([first] if first is not None else [], numbered)
+        dataset, report = _affectnet_rows(path, rows, header, position, root, on_missing)
+    if crop_faces:
+        dataset = dataset.cast_column("image", datasets.Image(decode=False))
+        dataset = dataset.map(_crop_face, num_proc=num_proc, desc="cropping AffectNet faces")
+        dataset = dataset.cast_column("image", datasets.Image())
+    return _finish(dataset, report, return_report)
+
+
+def _affectnet_rows(path: Path, rows: Iterable[tuple[int, list[str]]], header: list[str], position: dict[str, int],
+                    root: Path, on_missing: str) -> tuple[datasets.Dataset, ReadReport]:
     report = ReadReport(f"AffectNet {path}")
     columns: dict[str, list] = {k: [] for k in ("image", "label", "valence", "arousal", "sample_id", "face_box")}
     for index, (line, row) in enumerate(rows):
@@ -762,7 +776,7 @@ def read_affectnet(
             continue
         if len(row) != len(header):
             raise LabelFileError(path, line, f"{len(row)} columns, expected {len(header)} ({', '.join(header)})")
-        cell = {name: row[i].strip() for name, i in position.items()}
+        cell = {name: row[i].strip() for name, i in position.items() if name != "facial_landmarks"}
         try:
             code = int(cell["expression"])
             box = [int(float(cell[k])) for k in ("face_x", "face_y", "face_width", "face_height")]
@@ -795,12 +809,7 @@ def read_affectnet(
         columns["face_box"].append(box)
     features = row_features(valence_arousal=True)
     features["face_box"] = datasets.Sequence(datasets.Value("int32"), length=4)
-    dataset = datasets.Dataset.from_dict(columns, features=features)
-    if crop_faces:
-        dataset = dataset.cast_column("image", datasets.Image(decode=False))
-        dataset = dataset.map(_crop_face, num_proc=num_proc, desc="cropping AffectNet faces")
-        dataset = dataset.cast_column("image", datasets.Image())
-    return _finish(dataset, report, return_report)
+    return build_dataset(columns, features), report
 
 
 # ----------------------------------------------------------------------------- FER2013
