@@ -16,6 +16,7 @@ from cer_hf.data import affwild2
 from cer_hf.taxonomy import compound_set
 from cer_hf.data.readers import (
     FER2013_LABELS,
+    IMAGE_EXTENSIONS,
     LabelFileError,
     filter_targets,
     load_labelled_source,
@@ -52,7 +53,8 @@ def test_image_folder_maps_folder_names_by_name(tmp_path):
     write_image(tmp_path / "Sadly_Fearful" / "d.jpg", mode="L")
     write_image(tmp_path / "anger" / "e.jpeg")
     (tmp_path / "anger" / "notes.txt").write_text("not an image")
-    dataset = read_image_folder(tmp_path)
+    dataset, report = read_image_folder(tmp_path, return_report=True)
+    assert report.skipped == {f"not an image extension ({', '.join(IMAGE_EXTENSIONS)})": 1}
     assert labels_by_file(dataset) == {
         "a.jpg": "Happiness", "b.png": "Happiness", "c.jpg": "Surprise",
         "d.jpg": "Sadly Fearful", "e.jpeg": "Anger",

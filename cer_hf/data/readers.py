@@ -306,7 +306,8 @@ def read_image_folder(root: str | Path, *, label_names: str | Sequence[str] | Ma
     Numbered folders (`root/1/`, `root/2/`, as some RAF-DB copies ship) need `label_names`:
     a `LABEL_CODES` table name such as "rafdb-basic", names in code order, or {code: name}.
     An unknown folder name raises a `ValueError` naming the folder and the accepted labels.
-    Images directly under `root` (outside any label folder) are counted as skipped.
+    Images directly under `root` (outside any label folder) and files in label folders
+    without an image extension are counted as skipped (hidden files are ignored).
     """
     root = Path(root)
     if not root.is_dir():
@@ -333,9 +334,13 @@ def read_image_folder(root: str | Path, *, label_names: str | Sequence[str] | Ma
                 "as separators; 'happy', 'Happily_Surprised' and the like are accepted)"
             ) from None
         for path in sorted(folder.rglob("*")):
-            if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file():
+            if not path.is_file() or path.name.startswith("."):
+                continue
+            if path.suffix.lower() in IMAGE_EXTENSIONS:
                 paths.append(str(path))
                 labels.append(label)
+            else:
+                report.skip(f"not an image extension ({', '.join(IMAGE_EXTENSIONS)})", str(path.relative_to(root)))
     if not paths:
         raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in label folders under {root}")
     dataset = build_dataset({"image": paths, "label": labels}, row_features())
