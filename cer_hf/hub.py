@@ -94,6 +94,8 @@ def stage_checkpoint(
     source, staging = Path(checkpoint_dir), Path(staging_dir)
     if not source.is_dir():
         raise FileNotFoundError(f"{source}: no such checkpoint directory")
+    if staging.resolve() == source.resolve():
+        raise ValueError(f"{staging}: the staging directory must not be the checkpoint directory")
     names = sorted(p.name for p in source.iterdir() if p.is_file())
     pickles = _pickles(names)
     if pickles:

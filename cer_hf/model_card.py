@@ -106,8 +106,9 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _cell(value) -> str:
-    text = f"{value:.4f}" if isinstance(value, float) else str(value)
+def _cell(value, digits: int | None = None) -> str:
+    """A Markdown table cell: metrics with `digits` significant digits, run arguments as written."""
+    text = f"{value:.{digits}g}" if digits and isinstance(value, float) else str(value)
     return text.replace("|", "\\|").replace("\n", " ")
 
 
@@ -117,7 +118,7 @@ def evaluation_section(metrics: dict | None, source: str | None, eval_dataset: s
         return None
     flat = _flatten(metrics)
     dataset = eval_dataset or flat.get("dataset") or flat.get("eval_dataset") or "an unnamed evaluation set"
-    rows = [(key, _cell(value)) for key, value in flat.items() if _is_number(value)]
+    rows = [(key, _cell(value, 4)) for key, value in flat.items() if _is_number(value)]
     if not rows:
         raise ValueError(f"{source}: no numeric metric in it")
     return {"source": source, "dataset": str(dataset), "split": flat.get("split"), "rows": rows, "flat": flat}
