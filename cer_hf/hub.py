@@ -26,8 +26,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .model_card import METRICS_FILES, TRAINING_FILES, card_kind, read_config, render_model_card
-
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 CODE_FILES = ("configuration_cer.py", "modeling_cer.py")
 AUTO_MAP = {
@@ -91,6 +89,8 @@ def stage_checkpoint(
     `FileNotFoundError`/`ValueError` when it is not a publishable checkpoint. `metrics` (a dict or a
     JSON file) replaces the checkpoint's own metrics file; `card_options` go to `render_model_card`.
     """
+    from .model_card import METRICS_FILES, TRAINING_FILES, card_kind, read_config, render_model_card
+
     source, staging = Path(checkpoint_dir), Path(staging_dir)
     if not source.is_dir():
         raise FileNotFoundError(f"{source}: no such checkpoint directory")
@@ -196,6 +196,8 @@ def publish(
     """
     from huggingface_hub import CommitOperationAdd, HfApi
 
+    from .model_card import card_kind, read_config
+
     branch = revision or "main"
     with tempfile.TemporaryDirectory(prefix="cer-hf-push-") as staging:
         files = stage_checkpoint(
@@ -234,41 +236,63 @@ def publish(
 
 def _publish_error(api, error, step, done, files, repo_id, branch, head_before, checkpoint_dir, token) -> PublishError:
     """Describe a failed push: the failing step, what finished, and whether the Hub shows anything new."""
-    not_done = [f"commit of {len(files)} files ({', '.join(files)})"]
+    not_done = []
+    if not step.startswith("committing"):
+        weights = [name for name in files if name.endswith(".safetensors")]
+        not_done.append(f"upload of the weights ({', '.join(weights)})")
+    not_done.append(f"commit of {len(files)} files ({', '.join(files)})")
     if step == "committing" and head_before is not None:
         try:
             head_now = api.repo_info(repo_id, revision=branch).sha
             hub_state = (
-                f"nothing from this push is visible on the Hub at {branch} (its head is still {head_now[:12]})"
+                f"nothing from this push is visible at {branch} (its head is still {head_now[:12]})"
                 if head_now == head_before
                 else f"the head of {branch} moved to {head_now[:12]}: check whether the commit went through"
             )
         except Exception as check_error:  # the Hub is still unreachable
             hub_state = f"could not check the Hub state ({_reason(check_error, token)})"
     elif step == "committing" or step.startswith("uploading"):
-        hub_state = f"nothing from this push is visible on the Hub at {branch}"
+        hub_state = f"nothing from this push is visible at {branch}"
     else:
         hub_state = "nothing was uploaded"
+    retry = "re-running the same command retries"
+    if any(item.startswith("LFS upload") for item in done):
+        retry += " (the LFS files already uploaded are not sent again)"
     lines = [
         f"pushing {checkpoint_dir} to {repo_id} (revision {branch}) failed while {step}: {_reason(error, token)}.",
         "Done: " + ("; ".join(done) if done else "nothing") + ".",
         "Not done: " + "; ".join(not_done) + ".",
-        f"On the Hub: {hub_state}. The local checkpoint was not modified; re-running the push retries "
-        "(LFS files already uploaded are not sent again).",
+        f"On the Hub: {hub_state}. The local checkpoint was not modified; {retry}.",
     ]
     return PublishError("\n".join(lines), done, not_done)
 
 
 def list_model_files(repo_or_dir: str | Path, revision: str | None = None, token: str | None = None) -> list[str] | None:
-    """The files of a local directory or of a Hub repo at `revision`; None when offline (no listing possible)."""
+    """The files of a local directory or of a Hub repo at `revision`.
+
+    None when no listing is possible (offline mode, the Hub unreachable or failing): the caller then relies on
+    the cache and `use_safetensors=True`. A missing repo or revision raises as usual.
+    """
     path = Path(repo_or_dir)
     if path.is_dir():
         return sorted(p.name for p in path.iterdir() if p.is_file())
     from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
     if constants.HF_HUB_OFFLINE:
         return None
-    return HfApi(token=token).list_repo_files(str(repo_or_dir), revision=revision)
+    try:
+        return HfApi(token=token).list_repo_files(str(repo_or_dir), revision=revision)
+    except OfflineModeIsEnabled:
+        return None
+    except HfHubHTTPError as error:
+        if error.response is not None and error.response.status_code >= 500:
+            return None
+        raise
+    except Exception as error:  # connection refused, dropped or timed out (httpx transport errors)
+        if type(error).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore"):
+            return None
+        raise
 
 
 def load_model(repo_or_dir: str | Path, revision: str | None = None, *, token: str | None = None, model_class=None, **kwargs):

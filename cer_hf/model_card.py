@@ -176,18 +176,6 @@ def training_section(checkpoint_dir: str | Path) -> dict | None:
     return record
 
 
-def _hub_ids_from(flat: dict, keys: tuple[str, ...]) -> list[str]:
-    """Values of these run arguments that name Hub repos (not local paths)."""
-    found = []
-    for key, value in flat.items():
-        if key.rsplit(".", 1)[-1] not in keys:
-            continue
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, str) and HUB_ID.match(item) and not Path(item).exists() and item not in found:
-                found.append(item)
-    return found
-
-
 def count_parameters(checkpoint_dir: str | Path) -> int:
     """The number of parameters in the checkpoint's safetensors files (read from their headers)."""
     from safetensors import safe_open
@@ -227,7 +215,8 @@ def render_model_card(
         repo_id, revision: used in the copy-paste snippets (defaults: the directory name, "main").
         metrics: metrics to report instead of the checkpoint's metrics file (`metrics_source` names them).
         eval_dataset: the evaluation data's name (default: the metrics file's "dataset" entry).
-        base_model, datasets: Hub ids for the metadata (default: Hub ids found in the run's arguments).
+        base_model, datasets: Hub ids for the metadata. Only given ones are written: a run's arguments
+            cannot tell a Hub id ("me/face-mae") from a relative local path ("runs/mae").
     """
     folder = Path(checkpoint_dir)
     config = read_config(folder)
@@ -243,11 +232,6 @@ def render_model_card(
         metrics, metrics_source = find_metrics(folder)
     evaluation = evaluation_section(metrics, metrics_source or "the metrics passed to publish()", eval_dataset)
     training = training_section(folder)
-    flat_args = (training or {}).get("flat", {})
-    if base_model is None:
-        base_model = _hub_ids_from(flat_args, ("model_name_or_path", "base_model", "mae_model", "pretrained_model")) or None
-    if datasets is None:
-        datasets = _hub_ids_from(flat_args, ("dataset_name", "dataset_names", "datasets", "train_dataset", "pretrain_dataset")) or None
 
     spec = CARD_KINDS[card]
     results = eval_results(evaluation, model_name, spec["pipeline_tag"])

@@ -278,7 +278,8 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(2)
             return 0
-        error = "Invalid credentials in Authorization header" if answer == 401 else "Internal Error (injected)"
+        error = {401: "Invalid credentials in Authorization header", 403: "You don't have the rights to write here",
+                 404: "Not found"}.get(answer, "Internal Error (injected)")
         return self._send_json(answer, {"error": error}, head_only=self.command == "HEAD")
 
     def _check_token(self) -> None:

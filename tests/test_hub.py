@@ -253,6 +253,11 @@ def test_offline_load_from_the_cache_after_the_server_stops(downloaded, pushed):
                  cwd=downloaded["cwd"])
     assert result.returncode == 0, result.stderr[-4000:]
     check_child_outputs(downloaded["inputs"], "offline")
+    # cer_hf's safe loader cannot list the repo offline; it loads from the cache with use_safetensors=True.
+    code = f"from cer_hf.hub import load_model; print(load_model({REPO!r}, revision={BRANCH!r}).config.hidden_size)"
+    env = hub_env(pushed["server"], downloaded["home"], offline=True)
+    loaded = run([sys.executable, "-c", code], env)
+    assert loaded.returncode == 0 and loaded.stdout.split()[-1] == "512", loaded.stderr[-3000:]
 
 
 # ----- failures -----
@@ -271,12 +276,15 @@ def small_checkpoint(tmp_path, tiny_cer_config):
     "route, answer, expected",
     [
         ("commit", 500, ["failed while committing: HTTP 500", "LFS upload of model.safetensors",
-                         "nothing from this push is visible on the Hub at main (its head is still"]),
-        ("*", 401, ["failed while creating the repo: HTTP 401", "Done: nothing.", "nothing was uploaded"]),
+                         "On the Hub: nothing from this push is visible at main (its head is still"]),
+        ("*", 401, ["failed while creating the repo: HTTP 401, the Hub rejected the token", "Done: nothing.",
+                    "Not done: upload of the weights (model.safetensors); commit of", "nothing was uploaded"]),
         ("commit", "drop", ["failed while committing: the connection failed or was dropped",
-                            "LFS upload of model.safetensors", "nothing from this push is visible on the Hub at main"]),
+                            "LFS upload of model.safetensors", "nothing from this push is visible at main"]),
+        ("preupload", 403, ["failed while uploading the large files (LFS): HTTP 403",
+                            "Not done: upload of the weights (model.safetensors)", "nothing from this push is visible"]),
     ],
-    ids=["commit-500", "unauthorized-401", "dropped-connection"],
+    ids=["commit-500", "unauthorized-401", "dropped-connection", "preupload-403"],
 )
 def test_failed_push_explains_what_was_uploaded(small_checkpoint, tmp_path, route, answer, expected):
     server = HubServer(token=TOKEN).start()
@@ -294,7 +302,7 @@ def test_failed_push_explains_what_was_uploaded(small_checkpoint, tmp_path, rout
         assert text in message
     assert dir_digest(small_checkpoint) == before
     assert server.commit_payloads == []
-    if route == "commit":
+    if route != "*":
         assert server.files("tester/failing") == [".gitattributes"]
 
 
