@@ -112,7 +112,7 @@ class HubServer:
         self.unknown_routes: list[str] = []
         self.lfs_uploads: list[tuple[str, int]] = []  # (sha256, size) of every completed LFS PUT
         self.commit_payloads: list[dict] = []  # every accepted commit: header + operations
-        self.failures: dict[str, list] = {}  # route → [status or "drop", remaining times or None]
+        self.failures: dict[tuple, list] = {}  # (route, repo or None) → [status or "drop", times left or None]
         self.lock = threading.Lock()
         self.httpd: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
@@ -136,10 +136,11 @@ class HubServer:
             self.httpd.server_close()
             self.httpd = None
 
-    def fail(self, route: str, answer: int | str, times: int | None = None) -> None:
+    def fail(self, route: str, answer: int | str, times: int | None = None, repo: str | None = None) -> None:
         """Make `route` ("create", "preupload", "lfs-batch", "lfs-upload", "commit", "*", …) answer
-        HTTP `answer`, or close the connection without replying when `answer == "drop"`."""
-        self.failures[route] = [answer, times]
+        HTTP `answer`, or close the connection without replying when `answer == "drop"`; only for
+        requests about `repo` when given, at most `times` times when given."""
+        self.failures[(route, repo)] = [answer, times]
 
     # ----- repository helpers -----
     def create_repo(self, repo_id: str, private: bool = False) -> Repo:
@@ -251,7 +252,11 @@ class Handler(BaseHTTPRequestHandler):
         params = {k: unquote(v) for k, v in match.groupdict().items() if v is not None}
         status = 0
         try:
-            injected = self._inject_failure(name)
+            repo = params.get("repo")
+            if name == "create":
+                payload = json.loads(body or b"{}")
+                repo = f"{payload.get('organization') or self.hub.user}/{payload.get('name')}"
+            injected = self._inject_failure(name, repo)
             if injected is not None:
                 status = injected
                 return
@@ -265,10 +270,11 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             self.hub.requests.append((method, parts.path, status))
 
-    def _inject_failure(self, name: str) -> int | None:
+    def _inject_failure(self, name: str, repo: str | None) -> int | None:
         """Answer with the injected failure for this route, if any; returns the status sent (0: dropped)."""
         with self.hub.lock:
-            rule = self.hub.failures.get(name) or self.hub.failures.get("*")
+            keys = [(name, repo), ("*", repo), (name, None), ("*", None)]
+            rule = next((self.hub.failures[k] for k in keys if k in self.hub.failures), None)
             if rule is None or rule[1] == 0:
                 return None
             answer, times = rule

@@ -224,22 +224,51 @@ def test_downstream_loads_with_remote_code_without_cer_hf(downloaded, pushed):
     assert pushed["server"].unknown_routes == []
 
 
-def test_predict_cli_and_safe_loader_with_a_hub_repo_id(pushed, big_checkpoint, tmp_path):
+CER_HF_CHILD = r"""
+import contextlib, io, json, sys
+from cer_hf.cli import main
+from cer_hf.hub import UnsafeWeightsError, load_model
+
+repo, revision, image, out = sys.argv[1:5]
+table = io.StringIO()
+with contextlib.redirect_stdout(table):
+    code = main(["predict", repo, image, "--revision", revision])
+model = load_model(repo, revision=revision)
+try:
+    load_model("tester/pickled")
+    refusal = None
+except UnsafeWeightsError as error:
+    refusal = str(error)
+json.dump({"code": code, "table": table.getvalue(), "module": type(model).__module__,
+           "hidden": model.config.hidden_size, "refusal": refusal}, open(out, "w"))
+"""
+
+
+def test_predict_cli_safe_loader_and_pickle_refusal_with_hub_repo_ids(pushed, big_checkpoint, tmp_path):
+    server = pushed["server"]
+    server.put_file("tester/pickled", "config.json", json.dumps({"model_type": "vit_compound_expression"}).encode())
+    server.put_file("tester/pickled", "pytorch_model.bin", b"\x80\x04 not really a pickle")
     inputs = big_checkpoint.parent / "inputs"
-    env = hub_env(pushed["server"], tmp_path / "home")
-    result = run([sys.executable, "-m", "cer_hf", "predict", REPO, str(inputs / "face.png"), "--revision", BRANCH], env)
+    out = tmp_path / "report.json"
+    env = hub_env(server, tmp_path / "home")
+    result = run([sys.executable, "-c", CER_HF_CHILD, REPO, BRANCH, str(inputs / "face.png"), str(out)], env)
     assert result.returncode == 0, result.stderr[-3000:]
-    header, row = result.stdout.strip().splitlines()[-2:]
+    report = json.loads(out.read_text())
+
+    # `cer-hf predict REPO_ID IMAGE --revision v1` gives the original model's compound scores.
+    assert report["code"] == 0
+    header, row = report["table"].strip().splitlines()[-2:]
     names, values = header.split("\t")[2:], row.split("\t")
     expected = np.load(inputs / "face_compound_scores.npy")[0]
     assert values[1] == names[int(np.argmax(expected))]
     np.testing.assert_allclose([float(v) for v in values[2:]], expected, atol=1e-3)
 
-    code = (f"from cer_hf.hub import load_model; m = load_model({REPO!r}, revision={BRANCH!r}); "
-            "print(type(m).__module__, m.config.hidden_size)")
-    loaded = run([sys.executable, "-c", code], env)
-    assert loaded.returncode == 0, loaded.stderr[-3000:]
-    assert loaded.stdout.split()[-2:] == ["cer_hf.modeling_cer", "512"]
+    # The safe loader gives cer_hf's own class (no remote code) ...
+    assert (report["module"], report["hidden"]) == ("cer_hf.modeling_cer", 512)
+    # ... and refuses a pickle-only repo from its file list, before downloading anything.
+    assert report["refusal"].startswith("tester/pickled holds only pickled weights (pytorch_model.bin)")
+    assert "arbitrary code" in report["refusal"]
+    assert not any("pickled/resolve" in path for _, path, _ in server.requests)
 
 
 def test_offline_load_from_the_cache_after_the_server_stops(downloaded, pushed):
@@ -262,6 +291,77 @@ def test_offline_load_from_the_cache_after_the_server_stops(downloaded, pushed):
 
 # ----- failures -----
 
+FAILURES = {  # repo → (route, answer, what the message must say)
+    "tester/fail-commit-500": ("commit", 500, [
+        "failed while committing: HTTP 500", "Done: repo", "LFS upload of model.safetensors",
+        "On the Hub: nothing from this push is visible at main (its head is still"]),
+    "tester/fail-401": ("*", 401, [
+        "failed while creating the repo: HTTP 401, the Hub rejected the token", "Done: nothing.",
+        "Not done: upload of the weights (model.safetensors); commit of", "On the Hub: nothing was uploaded"]),
+    "tester/fail-dropped": ("commit", "drop", [
+        "failed while committing: the connection failed or was dropped", "LFS upload of model.safetensors",
+        "nothing from this push is visible at main"]),
+    "tester/fail-preupload-403": ("preupload", 403, [
+        "failed while uploading the large files (LFS): HTTP 403", "Not done: upload of the weights (model.safetensors)",
+        "nothing from this push is visible at main"]),
+}
+PUSH_CHILD = r"""
+import contextlib, io, json, sys
+from cer_hf.cli import main
+
+checkpoint, out, repos = sys.argv[1], sys.argv[2], sys.argv[3:]
+results = {}
+for repo in repos:
+    errors, output = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(errors), contextlib.redirect_stdout(output):
+        code = main(["push", checkpoint, repo])
+    results[repo] = {"code": code, "stderr": errors.getvalue(), "stdout": output.getvalue()}
+json.dump(results, open(out, "w"))
+"""
+
+
+@pytest.fixture(scope="module")
+def failed_pushes(tmp_path_factory):
+    """`cer-hf push` of a small checkpoint to four repos of one server, each failing a different way
+    (one child process runs the four pushes, to keep the test fast)."""
+    from cer_hf.convert import compound_config
+    from cer_hf.modeling_cer import ViTForCompoundExpression
+
+    folder = tmp_path_factory.mktemp("failing") / "checkpoint"
+    torch.manual_seed(0)
+    ViTForCompoundExpression(compound_config(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1,
+                                             num_attention_heads=4, intermediate_size=64)).save_pretrained(folder)
+    server = HubServer(token=TOKEN).start()
+    for repo, (route, answer, _) in FAILURES.items():
+        server.fail(route, answer, repo=repo)
+    before = dir_digest(folder)
+    out = folder.parent / "results.json"
+    env = hub_env(server, folder.parent / "home")
+    try:
+        result = run([sys.executable, "-c", PUSH_CHILD, str(folder), str(out), *FAILURES], env)
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stderr[-3000:]
+    return {"server": server, "results": json.loads(out.read_text()), "unchanged": dir_digest(folder) == before}
+
+
+@pytest.mark.parametrize("repo", list(FAILURES))
+def test_failed_push_explains_what_was_uploaded(failed_pushes, repo):
+    outcome, server = failed_pushes["results"][repo], failed_pushes["server"]
+    message = outcome["stderr"]
+    assert outcome["code"] == 1, message
+    assert "Traceback" not in message and TOKEN not in message + outcome["stdout"]
+    assert "cer-hf push: error: pushing" in message and "The local checkpoint was not modified" in message
+    for text in FAILURES[repo][2]:
+        assert text in message
+    assert failed_pushes["unchanged"], "a failed push modified the local checkpoint"
+    assert not [c for c in server.commit_payloads if c["repo"] == repo]
+    if repo in server.repos:  # created, but its main branch still has only the initial commit
+        assert server.files(repo) == [".gitattributes"]
+    else:
+        assert FAILURES[repo][1] == 401
+
+
 @pytest.fixture
 def small_checkpoint(tmp_path, tiny_cer_config):
     from cer_hf.modeling_cer import ViTForCompoundExpression
@@ -270,55 +370,6 @@ def small_checkpoint(tmp_path, tiny_cer_config):
     folder = tmp_path / "small"
     ViTForCompoundExpression(tiny_cer_config).save_pretrained(folder)
     return folder
-
-
-@pytest.mark.parametrize(
-    "route, answer, expected",
-    [
-        ("commit", 500, ["failed while committing: HTTP 500", "LFS upload of model.safetensors",
-                         "On the Hub: nothing from this push is visible at main (its head is still"]),
-        ("*", 401, ["failed while creating the repo: HTTP 401, the Hub rejected the token", "Done: nothing.",
-                    "Not done: upload of the weights (model.safetensors); commit of", "nothing was uploaded"]),
-        ("commit", "drop", ["failed while committing: the connection failed or was dropped",
-                            "LFS upload of model.safetensors", "nothing from this push is visible at main"]),
-        ("preupload", 403, ["failed while uploading the large files (LFS): HTTP 403",
-                            "Not done: upload of the weights (model.safetensors)", "nothing from this push is visible"]),
-    ],
-    ids=["commit-500", "unauthorized-401", "dropped-connection", "preupload-403"],
-)
-def test_failed_push_explains_what_was_uploaded(small_checkpoint, tmp_path, route, answer, expected):
-    server = HubServer(token=TOKEN).start()
-    try:
-        server.fail(route, answer)
-        before = dir_digest(small_checkpoint)
-        result = push(small_checkpoint, "tester/failing", hub_env(server, tmp_path / "home"))
-    finally:
-        server.stop()
-    assert result.returncode == 1, result.stdout + result.stderr
-    message = result.stderr
-    assert "Traceback" not in message and TOKEN not in message
-    assert "cer-hf push: error: pushing" in message and "The local checkpoint was not modified" in message
-    for text in expected:
-        assert text in message
-    assert dir_digest(small_checkpoint) == before
-    assert server.commit_payloads == []
-    if route != "*":
-        assert server.files("tester/failing") == [".gitattributes"]
-
-
-def test_pickle_only_repo_is_refused_on_download(tmp_path):
-    server = HubServer(token=TOKEN).start()
-    try:
-        server.put_file("tester/pickled", "config.json", json.dumps({"model_type": "vit_compound_expression"}).encode())
-        server.put_file("tester/pickled", "pytorch_model.bin", b"\x80\x04 not really a pickle")
-        code = "from cer_hf.hub import load_model; load_model('tester/pickled')"
-        result = run([sys.executable, "-c", code], hub_env(server, tmp_path / "home"))
-    finally:
-        server.stop()
-    assert result.returncode != 0
-    assert "UnsafeWeightsError: tester/pickled holds only pickled weights (pytorch_model.bin)" in result.stderr
-    assert "arbitrary code" in result.stderr
-    assert not any(path.endswith("pytorch_model.bin") for _, path, _ in server.requests)  # never downloaded
 
 
 def test_pickles_are_refused_when_publishing_and_loading_locally(small_checkpoint, tmp_path):
