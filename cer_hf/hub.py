@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -199,6 +200,8 @@ def publish(
     from .model_card import card_kind, read_config
 
     branch = revision or "main"
+    if re.fullmatch(r"[0-9a-f]{40}", branch):
+        raise ValueError(f"--revision {branch} looks like a commit hash; publishing commits to a branch name")
     with tempfile.TemporaryDirectory(prefix="cer-hf-push-") as staging:
         files = stage_checkpoint(
             checkpoint_dir, staging, card=card, repo_id=repo_id, revision=branch, metrics=metrics, **card_options

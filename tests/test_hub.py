@@ -234,12 +234,16 @@ table = io.StringIO()
 with contextlib.redirect_stdout(table):
     code = main(["predict", repo, image, "--revision", revision])
 model = load_model(repo, revision=revision)
+import cer_hf  # registers the Auto classes: the Auto API then uses cer_hf's code, not the repo's
+from transformers import AutoModelForImageClassification
+auto = AutoModelForImageClassification.from_pretrained(repo, revision=revision)
 try:
     load_model("tester/pickled")
     refusal = None
 except UnsafeWeightsError as error:
     refusal = str(error)
 json.dump({"code": code, "table": table.getvalue(), "module": type(model).__module__,
+           "auto_module": type(auto).__module__,
            "hidden": model.config.hidden_size, "refusal": refusal}, open(out, "w"))
 """
 
@@ -265,6 +269,7 @@ def test_predict_cli_safe_loader_and_pickle_refusal_with_hub_repo_ids(pushed, bi
 
     # The safe loader gives cer_hf's own class (no remote code) ...
     assert (report["module"], report["hidden"]) == ("cer_hf.modeling_cer", 512)
+    assert report["auto_module"] == "cer_hf.modeling_cer"
     # ... and refuses a pickle-only repo from its file list, before downloading anything.
     assert report["refusal"].startswith("tester/pickled holds only pickled weights (pytorch_model.bin)")
     assert "arbitrary code" in report["refusal"]
@@ -387,13 +392,15 @@ def test_stage_checkpoint_is_read_only_and_mae_card(small_checkpoint, tiny_mae_d
     from cer_hf.hub import stage_checkpoint
 
     before = dir_digest(small_checkpoint)
-    staged = stage_checkpoint(small_checkpoint, tmp_path / "staged", repo_id="me/cer")
+    staged = stage_checkpoint(small_checkpoint, tmp_path / "staged", repo_id="me/cer", base_model="me/face-mae",
+                              datasets=["me/faces"])
     assert dir_digest(small_checkpoint) == before
     assert "AutoModel" not in json.loads((small_checkpoint / "config.json").read_text()).get("auto_map", {})
     assert "AutoModel" in json.loads((tmp_path / "staged" / "config.json").read_text())["auto_map"]
     assert staged == ["README.md", "config.json", "configuration_cer.py", "model.safetensors", "modeling_cer.py"]
     card = ModelCard((tmp_path / "staged" / "README.md").read_text())
     assert card.data.eval_results is None and "**Not evaluated**" in card.text
+    assert (card.data.base_model, card.data.datasets) == ("me/face-mae", ["me/faces"])
     assert "No training record" in card.text
 
     staged = stage_checkpoint(tiny_mae_dir, tmp_path / "mae-staged", repo_id="me/face-mae")
