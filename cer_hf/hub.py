@@ -28,6 +28,8 @@ import tempfile
 from pathlib import Path
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+# Pickles the HF Trainer writes next to the weights: run state, not weights; never uploaded, not refused.
+TRAINER_STATE_PICKLES = re.compile(r"^(training_args\.bin|optimizer\.pt|scheduler\.pt|scaler\.pt|rng_state.*\.pth)$")
 CODE_FILES = ("configuration_cer.py", "modeling_cer.py")
 AUTO_MAP = {
     "AutoConfig": "configuration_cer.ViTForCompoundExpressionConfig",
@@ -98,7 +100,7 @@ def stage_checkpoint(
     if staging.resolve() == source.resolve():
         raise ValueError(f"{staging}: the staging directory must not be the checkpoint directory")
     names = sorted(p.name for p in source.iterdir() if p.is_file())
-    pickles = _pickles(names)
+    pickles = [name for name in _pickles(names) if not TRAINER_STATE_PICKLES.match(name)]
     if pickles:
         raise UnsafeWeightsError(
             f"{source} contains pickled weights ({', '.join(pickles)}); cer_hf publishes safetensors only, because "

@@ -391,6 +391,8 @@ def test_pickles_are_refused_when_publishing_and_loading_locally(small_checkpoin
 def test_stage_checkpoint_is_read_only_and_mae_card(small_checkpoint, tiny_mae_dir, tmp_path):
     from cer_hf.hub import stage_checkpoint
 
+    for name in ("training_args.bin", "optimizer.pt", "rng_state.pth"):  # Trainer state: skipped, not refused
+        (small_checkpoint / name).write_bytes(b"pickle")
     before = dir_digest(small_checkpoint)
     staged = stage_checkpoint(small_checkpoint, tmp_path / "staged", repo_id="me/cer", base_model="me/face-mae",
                               datasets=["me/faces"])
