@@ -257,6 +257,7 @@ def render_model_card(
         compounds=list(zip(config.get("compound_names", []), config.get("compound_constituents", []))),
         head_description=("MLP " + " → ".join(str(h) for h in head) + " → " if head else "linear → ")
         + f"{len(config.get('basic_labels', []))} logits",
+        has_processor=bool(processor),
         image_mean=processor.get("image_mean", "n/a"),
         image_std=processor.get("image_std", "n/a"),
         num_parameters=_human(count_parameters(folder)),
