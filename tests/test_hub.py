@@ -310,6 +310,7 @@ FAILURES = {  # repo → (route, answer, what the message must say)
         "failed while uploading the large files (LFS): HTTP 403", "Not done: upload of the weights (model.safetensors)",
         "nothing from this push is visible at main"]),
 }
+RETRIED = "tester/fail-commit-500"  # its commit fails once; the same push run again then succeeds
 PUSH_CHILD = r"""
 import contextlib, io, json, sys
 from cer_hf.cli import main
@@ -320,7 +321,8 @@ for repo in repos:
     errors, output = io.StringIO(), io.StringIO()
     with contextlib.redirect_stderr(errors), contextlib.redirect_stdout(output):
         code = main(["push", checkpoint, repo])
-    results[repo] = {"code": code, "stderr": errors.getvalue(), "stdout": output.getvalue()}
+    key = repo if repo not in results else repo + " (again)"
+    results[key] = {"code": code, "stderr": errors.getvalue(), "stdout": output.getvalue()}
 json.dump(results, open(out, "w"))
 """
 
@@ -338,16 +340,18 @@ def failed_pushes(tmp_path_factory):
                                              num_attention_heads=4, intermediate_size=64)).save_pretrained(folder)
     server = HubServer(token=TOKEN).start()
     for repo, (route, answer, _) in FAILURES.items():
-        server.fail(route, answer, repo=repo)
+        server.fail(route, answer, repo=repo, times=1 if repo == RETRIED else None)
     before = dir_digest(folder)
     out = folder.parent / "results.json"
     env = hub_env(server, folder.parent / "home")
     try:
-        result = run([sys.executable, "-c", PUSH_CHILD, str(folder), str(out), *FAILURES], env)
+        result = run([sys.executable, "-c", PUSH_CHILD, str(folder), str(out), *FAILURES, RETRIED], env)
     finally:
         server.stop()
     assert result.returncode == 0, result.stderr[-3000:]
-    return {"server": server, "results": json.loads(out.read_text()), "unchanged": dir_digest(folder) == before}
+    weights = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    return {"server": server, "results": json.loads(out.read_text()), "unchanged": dir_digest(folder) == before,
+            "weights": weights}
 
 
 @pytest.mark.parametrize("repo", list(FAILURES))
@@ -360,11 +364,23 @@ def test_failed_push_explains_what_was_uploaded(failed_pushes, repo):
     for text in FAILURES[repo][2]:
         assert text in message
     assert failed_pushes["unchanged"], "a failed push modified the local checkpoint"
+    if repo == RETRIED:
+        return  # see test_push_again_after_a_failed_commit
     assert not [c for c in server.commit_payloads if c["repo"] == repo]
     if repo in server.repos:  # created, but its main branch still has only the initial commit
         assert server.files(repo) == [".gitattributes"]
     else:
         assert FAILURES[repo][1] == 401
+
+
+def test_push_again_after_a_failed_commit(failed_pushes):
+    server, again = failed_pushes["server"], failed_pushes["results"][RETRIED + " (again)"]
+    assert again["code"] == 0, again["stderr"]
+    (commit,) = [c for c in server.commit_payloads if c["repo"] == RETRIED]
+    assert f"commit {commit['oid']}" in again["stdout"]
+    assert "model.safetensors" in server.files(RETRIED)
+    # The weights went up once, in the failed push; the retry found them stored and did not send them again.
+    assert [oid for oid, _ in server.lfs_uploads].count(failed_pushes["weights"]) == 1
 
 
 @pytest.fixture
