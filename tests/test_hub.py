@@ -280,7 +280,7 @@ def test_offline_load_from_the_cache_after_the_server_stops(downloaded, pushed):
     pushed["server"].stop()
     with pytest.raises(OSError):  # the server is really gone
         socket.create_connection(("127.0.0.1", int(pushed["server"].url.rsplit(":", 1)[1])), timeout=2)
-    for name in ("child_logits_offline.npy", "child_offline.json"):
+    for name in ("child_logits_offline.npy", "child_compound_scores_offline.npy", "child_offline.json"):
         (downloaded["inputs"] / name).unlink(missing_ok=True)
     env = hub_env(pushed["server"], downloaded["home"], with_cer_hf=False, offline=True)
     result = run([sys.executable, "-c", CHILD, REPO, BRANCH, str(downloaded["inputs"]), "offline"], env,
