@@ -11,6 +11,7 @@ COMMAND_MODULES = (
     "cer_hf.convert",
     "cer_hf.predict",
     "cer_hf.data.readers",
+    "cer_hf.hub",
 )
 
 
