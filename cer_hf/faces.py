@@ -66,7 +66,7 @@ class HaarFaceDetector:
         self,
         cascade: str = "haarcascade_frontalface_default.xml",
         *,
-        detect_width: int = 240,
+        detect_width: int = 160,
         scale_factor: float = 1.1,
         min_neighbors: int = 5,
         min_face_fraction: float = 0.1,

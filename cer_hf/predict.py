@@ -100,7 +100,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     faces.add_argument("--margin", type=float, default=0.2, help="crop margin per side, fraction of the face box")
     faces.add_argument("--detect-every", type=int, default=1,
                        help="run the face detector on every k-th frame and reuse its box in between (default 1)")
-    faces.add_argument("--detect-width", type=int, default=240, help="frame width the detector runs at (default 240)")
+    faces.add_argument("--detect-width", type=int, default=160,
+                       help="frame width the Haar detector runs at (default 160; raise it for small faces)")
     temporal = parser.add_argument_group("temporal smoothing (videos and frame folders)")
     temporal.add_argument("--smoothing", default=None, choices=SMOOTHING_METHODS,
                           help="none | box | gaussian | vote (default: gaussian for sequences; images are never smoothed)")
