@@ -33,15 +33,23 @@ class CompoundPrediction:
 class CompoundExpressionPredictor:
     """Batched inference: PIL images (or paths) → compound predictions, on CPU or GPU."""
 
-    def __init__(self, model: ViTForCompoundExpression, image_processor, *, device=None, batch_size: int = 32):
+    def __init__(
+        self, model: ViTForCompoundExpression, image_processor, *, device=None, batch_size: int = 32, dtype=None
+    ):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device).eval()
+        if dtype is not None:  # e.g. torch.bfloat16: ~3x faster on CPUs with AVX512-BF16/AMX
+            self.model = self.model.to(_torch_dtype(dtype))
+        self.dtype = next(self.model.parameters()).dtype
         self.image_processor = image_processor
         self.batch_size = batch_size
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, revision: str | None = None, **kwargs) -> CompoundExpressionPredictor:
-        """Load a model and its image processor from a local directory or a Hub repo id."""
+        """Load a model and its image processor from a local directory or a Hub repo id.
+
+        `kwargs` go to the constructor: `device`, `batch_size`, `dtype` ("float32", "bfloat16", "float16").
+        """
         model = ViTForCompoundExpression.from_pretrained(name_or_path, revision=revision)
         processor = AutoImageProcessor.from_pretrained(name_or_path, revision=revision)
         return cls(model, processor, **kwargs)
@@ -53,7 +61,7 @@ class CompoundExpressionPredictor:
         for start in range(0, len(images), self.batch_size):
             batch = [load_rgb_image(im) if not isinstance(im, Image.Image) else im.convert("RGB")
                      for im in images[start : start + self.batch_size]]
-            pixels = self.image_processor(batch, return_tensors="pt")["pixel_values"].to(self.device)
+            pixels = self.image_processor(batch, return_tensors="pt")["pixel_values"].to(self.device, self.dtype)
             output = self.model(pixels)
             probabilities.append(output.probabilities.float().cpu().numpy())
             compound_scores.append(output.compound_scores.float().cpu().numpy())
@@ -76,6 +84,14 @@ class CompoundExpressionPredictor:
         ]
 
 
+def _torch_dtype(dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in ("float32", "bfloat16", "float16"):
+        raise ValueError(f"unknown dtype {dtype!r}; choose float32, bfloat16 or float16")
+    return getattr(torch, dtype)
+
+
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add `cer-hf predict MODEL INPUT... [--output DIR]` for images, folders of frames and videos."""
     from .smoothing import SMOOTHING_METHODS
@@ -92,6 +108,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) to pin")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda if available)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                        help="model precision (bfloat16: ~3x faster on CPUs with AVX512-BF16 or AMX)")
     faces = parser.add_argument_group("faces")
     faces.add_argument("--faces-cropped", action="store_true",
                        help="inputs are already face crops (e.g. ABAW cropped_aligned): skip face detection")
@@ -108,6 +126,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     temporal.add_argument("--delta", type=int, default=10, help="window half-width δ in frames (default 10)")
     temporal.add_argument("--sigma", type=float, default=None, help="Gaussian σ in exp(-(j-i)²/σ) (default δ²/4)")
     temporal.add_argument("--frame-rate", type=float, default=None, help="frame rate of frame folders, for timestamps")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: CPU count - 1, leaving a core to decoding and detection)")
     parser.add_argument("--plot", action="store_true", help="also write a PNG timeline per sequence (matplotlib)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=_run_cli)
@@ -124,8 +144,9 @@ def _run_cli(args: argparse.Namespace) -> int:
     if args.detect_every < 1:
         raise ValueError(f"--detect-every must be >= 1, got {args.detect_every}")
     predictor = CompoundExpressionPredictor.from_pretrained(
-        args.model, revision=args.revision, device=args.device, batch_size=args.batch_size
+        args.model, revision=args.revision, device=args.device, batch_size=args.batch_size, dtype=args.dtype
     )
+    set_cpu_threads(args.threads, predictor.device)
     detector = make_detector("none") if args.faces_cropped else make_detector("haar", detect_width=args.detect_width)
     output = Path(args.output) if args.output else None
     if output:
@@ -169,6 +190,23 @@ def _run_cli(args: argparse.Namespace) -> int:
             print(f"  {failure}", file=sys.stderr)
         return 1
     return 0
+
+
+def set_cpu_threads(threads: int | None, device: torch.device) -> None:
+    """On CPU, give torch `threads` intra-op threads (default: all cores but one).
+
+    The video pipeline decodes and detects faces in a second thread, so the model should leave it a core;
+    oversubscribed OpenMP threads spin-wait and, on a busy 2-core machine, ran the model 3-4x slower.
+    """
+    if device.type != "cpu":
+        return
+    import os
+
+    if threads is None:
+        threads = max(1, (os.cpu_count() or 2) - 1)
+    if threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)
 
 
 def _unique_name(name: str, used: set[str]) -> str:

@@ -643,16 +643,19 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--revision", default=None)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: CPU count - 1)")
     parser.add_argument("--output", default=None, help="also write the results as JSON to this file")
     parser.set_defaults(func=_run_evaluate_cli)
 
 
 def _run_evaluate_cli(args) -> int:
-    from .predict import CompoundExpressionPredictor
+    from .predict import CompoundExpressionPredictor, set_cpu_threads
 
     predictor = CompoundExpressionPredictor.from_pretrained(
-        args.model, revision=args.revision, device=args.device, batch_size=args.batch_size
+        args.model, revision=args.revision, device=args.device, batch_size=args.batch_size, dtype=args.dtype
     )
+    set_cpu_threads(args.threads, predictor.device)
     report = evaluate_videos(
         predictor, args.videos, args.labels, args.deltas, methods=args.methods, sigma=args.sigma,
         faces_cropped=args.faces_cropped, progress=True,

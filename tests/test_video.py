@@ -376,3 +376,32 @@ def test_select_face_strategies_and_crop_clipping():
         select_face(faces, (200, 300, 3), "biggest")
     assert crop_box(Face(10, 10, 40, 20), (100, 100, 3), margin=0.25) == (0, 0, 60, 50)
     assert WholeFrameDetector().detect(np.zeros((5, 7, 3), np.uint8)) == [Face(0, 0, 7, 5, 1.0)]
+
+
+def test_bfloat16_predictor_scores_close_to_float32(tiny_model_dir, videos):
+    from cer_hf.predict import CompoundExpressionPredictor
+    from cer_hf.video import read_video
+
+    frames = [frame.image for frame in read_video(videos["single_face.mp4"])][:8]
+    full = CompoundExpressionPredictor.from_pretrained(str(tiny_model_dir), device="cpu")
+    half = CompoundExpressionPredictor.from_pretrained(str(tiny_model_dir), device="cpu", dtype="bfloat16")
+    assert half.dtype == torch.bfloat16
+    from PIL import Image
+
+    images = [Image.fromarray(frame) for frame in frames]
+    np.testing.assert_allclose(half.scores(images)[1], full.scores(images)[1], atol=0.05)
+    with pytest.raises(ValueError, match="unknown dtype 'int4'"):
+        CompoundExpressionPredictor.from_pretrained(str(tiny_model_dir), device="cpu", dtype="int4")
+
+
+def test_detect_every_reuses_the_keyframe_box(predictor, videos):
+    class CountingDetector(HaarFaceDetector):
+        calls = 0
+
+        def detect(self, frame):
+            CountingDetector.calls += 1
+            return super().detect(frame)
+
+    result = predict_video(predictor, videos["single_face.mp4"], detector=CountingDetector(), detect_every=4)
+    assert CountingDetector.calls == 18  # 72 frames / 4
+    assert (result.boxes[1:4] == result.boxes[0]).all() and result.face_found.all()
