@@ -141,8 +141,7 @@ def _run_cli(args: argparse.Namespace) -> int:
 
     sequences = [p for p in args.inputs if Path(p).is_dir() or video.is_video_file(p)]
     images = [p for p in args.inputs if p not in sequences]
-    if args.detect_every < 1:
-        raise ValueError(f"--detect-every must be >= 1, got {args.detect_every}")
+    _check_options(args)
     predictor = CompoundExpressionPredictor.from_pretrained(
         args.model, revision=args.revision, device=args.device, batch_size=args.batch_size, dtype=args.dtype
     )
@@ -190,6 +189,25 @@ def _run_cli(args: argparse.Namespace) -> int:
             print(f"  {failure}", file=sys.stderr)
         return 1
     return 0
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Reject bad option values before any model is loaded or input read."""
+    if args.detect_every < 1:
+        raise ValueError(f"--detect-every must be >= 1, got {args.detect_every}")
+    if args.delta < 0:
+        raise ValueError(f"--delta must be >= 0 frames, got {args.delta}")
+    if args.sigma is not None and not args.sigma > 0:
+        raise ValueError(f"--sigma must be positive, got {args.sigma}")
+    if args.margin < 0:
+        raise ValueError(f"--margin must be >= 0, got {args.margin}")
+    if args.plot:
+        if not args.output:
+            raise ValueError("--plot writes PNG files into --output: give --output DIR")
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise ValueError("--plot needs matplotlib: pip install 'cer_hf[plots]'") from None
 
 
 def set_cpu_threads(threads: int | None, device: torch.device) -> None:

@@ -8,7 +8,9 @@ the seed papers, both over a window of ±`delta` frames around each frame `i`:
   near the ends of the video the window is cut and the weights renormalised over the frames that exist.
 * label vote (Yu et al., ABAW6): each frame takes the most frequent label in its window
   (`majority_vote`); a tie keeps the frame's own label when it is among the most frequent, else the
-  lowest class index.
+  lowest class index. The window slides with the frame (centred on it); the paper's wording ("the
+  label that predominates ... for all frames encompassed by that window") also fits fixed blocks,
+  which would put label jumps at block edges regardless of the video.
 
 `interpolate_missing` fills frames without a face by linear interpolation between the nearest frames
 with one (edge frames copy the nearest), as HSEmotion does, before any smoothing.

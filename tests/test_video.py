@@ -405,3 +405,16 @@ def test_detect_every_reuses_the_keyframe_box(predictor, videos):
     result = predict_video(predictor, videos["single_face.mp4"], detector=CountingDetector(), detect_every=4)
     assert CountingDetector.calls == 18  # 72 frames / 4
     assert (result.boxes[1:4] == result.boxes[0]).all() and result.face_found.all()
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--delta", "-1"], "--delta must be >= 0"),
+    (["--sigma", "0"], "--sigma must be positive"),
+    (["--detect-every", "0"], "--detect-every must be >= 1"),
+    (["--plot"], "--plot writes PNG files into --output"),
+])
+def test_cli_rejects_bad_options_before_loading(tmp_path, capsys, options, message):
+    from cer_hf.cli import main
+
+    assert main(["predict", str(tmp_path / "no-model"), "clip.mp4", *options]) == 2
+    assert message in capsys.readouterr().err
