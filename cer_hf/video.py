@@ -106,6 +106,8 @@ def _declared_frame_count(path: str | Path) -> int | None:
 def read_video(path: str | Path) -> Iterator[Frame]:
     """Decode every frame of a video as RGB with its timestamp; errors become `BadVideoError` naming the file.
 
+    Frames are turned upright when the stream carries a display rotation (as players do).
+
     Frame names follow ABAW's convention: 1-based, five digits (`00001.jpg`).
     """
     av = _import_av()
@@ -126,12 +128,20 @@ def read_video(path: str | Path) -> Iterator[Frame]:
         try:
             for decoded in container.decode(stream):
                 timestamp = float(decoded.time) if decoded.time is not None else index / rate
-                yield Frame(index, timestamp, decoded.to_ndarray(format="rgb24"), f"{index + 1:05d}.jpg")
+                yield Frame(index, timestamp, _upright(decoded), f"{index + 1:05d}.jpg")
                 index += 1
         except (av.FFmpegError, OSError) as error:
             raise BadVideoError(str(path), f"decoding failed after {index} frames: {type(error).__name__}: {error}") from None
         if index == 0:
             raise BadVideoError(str(path), "no decodable video frames")
+
+
+def _upright(decoded) -> np.ndarray:
+    """RGB pixels of a decoded frame turned as the display matrix says (phone videos are often stored
+    sideways with a rotation tag); Haar cascades only find upright faces."""
+    image = decoded.to_ndarray(format="rgb24")
+    turns = round((decoded.rotation or 0) / 90) % 4  # the matrix rotates counter-clockwise, as np.rot90 does
+    return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
 
 
 def read_frame_folder(path: str | Path, frame_rate: float | None = None) -> Iterator[Frame]:

@@ -418,3 +418,26 @@ def test_cli_rejects_bad_options_before_loading(tmp_path, capsys, options, messa
 
     assert main(["predict", str(tmp_path / "no-model"), "clip.mp4", *options]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_rotated_phone_video_is_turned_upright(predictor, videos, tmp_path):
+    import av
+
+    from cer_hf.video import read_video
+
+    upright = [frame.image for frame in read_video(videos["single_face.mp4"])][:12]
+    path = tmp_path / "portrait.mp4"
+    with av.open(str(path), "w") as container:  # stored sideways with a 90° display rotation, like a phone
+        stream = container.add_stream("mpeg4", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 360, 640, "yuv420p"
+        stream.set_display_rotation(90)
+        for image in upright:
+            sideways = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.rot90(image, k=-1)), format="rgb24")
+            for packet in stream.encode(sideways):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    frames = [frame.image for frame in read_video(path)]
+    assert frames[0].shape == (360, 640, 3)
+    assert np.abs(frames[0].astype(int) - upright[0]).mean() < 12  # lossy re-encode, same orientation
+    assert predict_video(predictor, path, smoothing="none").face_found.mean() > 0.9
