@@ -12,6 +12,7 @@ COMMAND_MODULES = (
     "cer_hf.predict",
     "cer_hf.data.readers",
     "cer_hf.hub",
+    "cer_hf.video",
 )
 
 
