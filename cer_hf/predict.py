@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 from transformers import AutoImageProcessor
 
+from .hub import load_model
 from .image_io import load_rgb_image
 from .modeling_cer import ViTForCompoundExpression
 
@@ -50,7 +51,7 @@ class CompoundExpressionPredictor:
 
         `kwargs` go to the constructor: `device`, `batch_size`, `dtype` ("float32", "bfloat16", "float16").
         """
-        model = ViTForCompoundExpression.from_pretrained(name_or_path, revision=revision)
+        model = load_model(name_or_path, revision=revision)  # safetensors only; pickles are refused
         processor = AutoImageProcessor.from_pretrained(name_or_path, revision=revision)
         return cls(model, processor, **kwargs)
 
