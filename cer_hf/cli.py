@@ -10,6 +10,7 @@ import sys
 COMMAND_MODULES = (
     "cer_hf.convert",
     "cer_hf.predict",
+    "cer_hf.evaluation",
 )
 
 
