@@ -143,15 +143,43 @@ def _multi_hot(label: str, label_space: tuple[str, ...]) -> list[float]:
     return [1.0 if name in parts else 0.0 for name in label_space]
 
 
-def image_to_tensor(image, image_size: int) -> torch.Tensor:
-    """A PIL image as a `(3, S, S)` float tensor in [0, 1], resized (bilinear) to `image_size`."""
+def image_to_uint8(image, image_size: int) -> torch.Tensor:
+    """A PIL image as a `(3, S, S)` uint8 tensor, resized (bilinear) to `image_size`."""
     from PIL import Image
 
     image = image.convert("RGB")
     if image.size != (image_size, image_size):
         image = image.resize((image_size, image_size), Image.BILINEAR)
-    array = np.asarray(image, dtype=np.uint8)
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
+    return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+
+
+def image_to_tensor(image, image_size: int) -> torch.Tensor:
+    """A PIL image as a `(3, S, S)` float tensor in [0, 1], resized (bilinear) to `image_size`."""
+    return image_to_uint8(image, image_size).float().div_(255.0)
+
+
+class ImageStore:
+    """Random access to the resized images of a rows dataset, decoded once into memory when small.
+
+    `cache="auto"` keeps a uint8 copy when it needs less than `max_cache_bytes` (forked
+    DataLoader workers share it copy-on-write); otherwise each access decodes the row.
+    """
+
+    def __init__(self, rows, image_size: int, cache: str | bool = "auto", max_cache_bytes: int = 1 << 30):
+        self.rows, self.image_size = rows, image_size
+        if cache == "auto":
+            cache = len(rows) * 3 * image_size * image_size <= max_cache_bytes
+        self.cache = None
+        if cache and len(rows):
+            self.cache = torch.stack([image_to_uint8(image, image_size) for image in rows["image"]])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        if self.cache is not None:
+            return self.cache[index].float().div_(255.0)
+        return image_to_tensor(self.rows[index]["image"], self.image_size)
 
 
 class CurriculumDataset(Dataset):
@@ -168,9 +196,11 @@ class CurriculumDataset(Dataset):
         label_space: the basic labels of the model's outputs.
         compound_set_name: which compounds synthesis produces (`abaw7`, `rafdb`).
         any_pair: synthesize from any two different basics, not only valid compounds.
-        samples_per_epoch: samples per epoch (default: the basic rows), rounded up to whole batches.
+        samples_per_epoch: samples per epoch, rounded up to whole batches (default: the basic rows;
+            in pool mode the basic rows plus the last stage's compound pool, smaller pools cycle).
         compound_pool_size: size of the `pool` mode's compound pool (default: as many as basic rows).
         seed: the seed of every random choice.
+        cache_images: keep the resized images in memory ("auto": when under 1 GiB).
     """
 
     def __init__(
@@ -188,6 +218,7 @@ class CurriculumDataset(Dataset):
         samples_per_epoch: int | None = None,
         compound_pool_size: int | None = None,
         seed: int = 0,
+        cache_images: str | bool = "auto",
     ):
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -223,10 +254,15 @@ class CurriculumDataset(Dataset):
                 "compound synthesis needs basic images of both constituents of at least one compound; "
                 f"the basic data holds only {sorted(self.label_space[k] for k in self.rows_by_label)}"
             )
-        per_epoch = samples_per_epoch or len(self.basic)
-        self.samples_per_epoch = math.ceil(per_epoch / batch_size) * batch_size
         self.compound_pool_size = compound_pool_size or len(self.basic)
+        if samples_per_epoch is None:  # batch mode: the basic rows; pool mode: the largest stage pool
+            samples_per_epoch = len(self.basic)
+            if schedule.mode == "pool":
+                samples_per_epoch += round(max(schedule.compound_shares) * self.compound_pool_size)
+        self.samples_per_epoch = math.ceil(samples_per_epoch / batch_size) * batch_size
         self._permutations: dict[tuple, np.ndarray] = {}
+        self.basic_images = ImageStore(self.basic, image_size, cache_images)
+        self.natural_images = ImageStore(self.natural, image_size, cache_images) if self.natural is not None else None
 
     def __len__(self) -> int:
         return self.samples_per_epoch
@@ -288,19 +324,16 @@ class CurriculumDataset(Dataset):
 
     # ---- loading
 
-    def _image(self, rows, index: int) -> torch.Tensor:
-        return image_to_tensor(rows[index]["image"], self.image_size)
-
     def __getitem__(self, token: int) -> dict:
         plan = self.plan(token)
         if plan.kind == BASIC:
-            item = {"image": self._image(self.basic, plan.index), "target": self.basic_targets[plan.index]}
+            item = {"image": self.basic_images[plan.index], "target": self.basic_targets[plan.index]}
         elif plan.kind == NATURAL:
-            item = {"image": self._image(self.natural, plan.index), "target": self.natural_targets[plan.index]}
+            item = {"image": self.natural_images[plan.index], "target": self.natural_targets[plan.index]}
         else:
             item = {
-                "image": self._image(self.basic, plan.index),
-                "partner": self._image(self.basic, plan.partner),
+                "image": self.basic_images[plan.index],
+                "partner": self.basic_images[plan.partner],
                 "pair": (int(self.basic_targets[plan.index].argmax()), int(self.basic_targets[plan.partner].argmax())),
             }
         item.update(kind=plan.kind, stage=plan.stage, seed=plan.seed)
@@ -310,9 +343,10 @@ class CurriculumDataset(Dataset):
 class LabelledImageDataset(Dataset):
     """Evaluation samples: rows with `image` and `label` as collator items (multi-hot targets, no mixing)."""
 
-    def __init__(self, rows, *, image_size: int, label_space: tuple[str, ...] = EMOTION_BASICS):
+    def __init__(self, rows, *, image_size: int, label_space: tuple[str, ...] = EMOTION_BASICS,
+                 cache_images: str | bool = "auto"):
         self.rows = rows.select_columns(["image", "label"]) if hasattr(rows, "select_columns") else rows
-        self.image_size = image_size
+        self.images = ImageStore(self.rows, image_size, cache_images)
         self.labels = [parse_label(label) for label in self.rows["label"]]
         self.targets = _label_index(self.labels, tuple(label_space))
 
@@ -320,7 +354,7 @@ class LabelledImageDataset(Dataset):
         return len(self.rows)
 
     def __getitem__(self, index: int) -> dict:
-        image = image_to_tensor(self.rows[index]["image"], self.image_size)
+        image = self.images[index]
         kind = NATURAL if self.targets[index].sum() > 1 else BASIC
         return {"image": image, "target": self.targets[index], "kind": kind, "stage": -1, "seed": index}
 
@@ -352,7 +386,8 @@ class CurriculumCollator:
     """Turns curriculum items into a model batch: mixes synthesized pairs, augments, normalizes, stacks.
 
     Runs in the DataLoader workers and holds no curriculum state: each item carries its seed,
-    kind and stage. Returns `pixel_values`, `labels` (float multi-hot), and `sample_kind` /
+    kind and stage; mixing and augmentation parameters come from `numpy.random.default_rng(seed)`
+    and augmentation runs batched (`TrainAugment.apply`). Returns `pixel_values`, `labels` (float multi-hot), and `sample_kind` /
     `curriculum_stage` (ints per row, for logging; the model ignores them).
     """
 
@@ -364,23 +399,27 @@ class CurriculumCollator:
     augment_stages: tuple[int, ...] | None = None  # None: augment in every stage
 
     def __call__(self, items: list[dict]) -> dict:
-        images, targets = [], []
-        for item in items:
-            generator = torch.Generator().manual_seed(int(item["seed"]))
+        images, targets, augmented, params = [], [], [], []
+        for row, item in enumerate(items):
+            rng = np.random.default_rng(int(item["seed"]))
             image = item["image"]
             if "partner" in item:
                 if self.mixer is None:
                     raise ValueError("a synthesized compound sample reached a collator without a mixer")
                 first, second = item["pair"]
-                image, target = self.mixer(image, item["partner"], first, second, self.num_labels, generator)
+                image, target = self.mixer(image, item["partner"], first, second, self.num_labels, rng)
             else:
                 target = item["target"]
             stage = int(item["stage"])  # -1: an evaluation item, never augmented
             if self.augment is not None and stage >= 0 and (self.augment_stages is None or stage in self.augment_stages):
-                image = self.augment(image, generator)
+                augmented.append(row)
+                params.append(self.augment.sample_params(rng))
             images.append(image)
             targets.append(target)
         pixels = torch.stack(images)
+        if augmented:
+            rows = torch.tensor(augmented)
+            pixels[rows] = self.augment.apply(pixels[rows], params)
         mean = torch.tensor(self.image_mean, dtype=pixels.dtype).view(1, -1, 1, 1)
         std = torch.tensor(self.image_std, dtype=pixels.dtype).view(1, -1, 1, 1)
         return {

@@ -5,7 +5,7 @@ probabilities: given two aligned face images and their basic labels it returns o
 and its multi-label target.
 
     mixer = CompoundMixer(mixup_prob=0.5, cutmix_prob=0.5, mixup_weight=0.1)
-    image, target = mixer(face_happy, face_surprised, 3, 5, generator=torch.Generator().manual_seed(0))
+    image, target = mixer(face_happy, face_surprised, 3, 5, num_labels=6, rng=np.random.default_rng(0))
     # target over the six basics: 1 for Happiness and Surprise ("Happily Surprised")
 
 Mixup weight. The paper (Liu et al., ABAW7, Table 1) sets "the blended weight of the Mixup" to
@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .taxonomy import compound_set
@@ -109,18 +110,17 @@ class CompoundMixer:
         label_a: int,
         label_b: int,
         num_labels: int,
-        generator: torch.Generator,
+        rng: np.random.Generator,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mix `(C, H, W)` images of basics `label_a != label_b`; returns `(image, target (num_labels,))`."""
         if label_a == label_b:
             raise ValueError(f"compound synthesis needs two different basics, got label {label_a} twice")
         if image_a.shape != image_b.shape:
             raise ValueError(f"images to mix differ in shape: {tuple(image_a.shape)} vs {tuple(image_b.shape)}")
-        use_mixup = _uniform(generator) < self.mixup_prob
-        if use_mixup:
-            image, share_b = self.mixup(image_a, image_b, generator)
+        if rng.random() < self.mixup_prob:
+            image, share_b = self.mixup(image_a, image_b, rng)
         else:
-            image, share_b = self.cutmix(image_a, image_b, generator)
+            image, share_b = self.cutmix(image_a, image_b, rng)
         target = torch.zeros(num_labels, dtype=torch.float32)
         if self.target == "union":
             target[label_a] = 1.0
@@ -130,15 +130,15 @@ class CompoundMixer:
             target[label_b] = share_b
         return image, target
 
-    def mixup(self, image_a, image_b, generator) -> tuple[torch.Tensor, float]:
+    def mixup(self, image_a, image_b, rng: np.random.Generator) -> tuple[torch.Tensor, float]:
         """Blend the images; returns the image and the weight of `image_b`."""
         if self.mixup_weight is not None:
             weight = self.mixup_weight
         else:
-            weight = _beta(self.mixup_alpha, generator)
+            weight = float(rng.beta(self.mixup_alpha, self.mixup_alpha))
         return (1.0 - weight) * image_a + weight * image_b, float(weight)
 
-    def cutmix(self, image_a, image_b, generator) -> tuple[torch.Tensor, float]:
+    def cutmix(self, image_a, image_b, rng: np.random.Generator) -> tuple[torch.Tensor, float]:
         """Paste a region of `image_b` into `image_a`; returns the image and `image_b`'s area fraction."""
         height, width = image_a.shape[-2:]
         image = image_a.clone()
@@ -150,20 +150,10 @@ class CompoundMixer:
             cut = round(height * self.cutmix_split)
             image[..., cut:, :] = image_b[..., cut:, :]
             return image, (height - cut) / height
-        area = _beta(self.cutmix_alpha, generator)  # fraction of the image taken from image_b
+        area = float(rng.beta(self.cutmix_alpha, self.cutmix_alpha))  # fraction of the image taken from image_b
         box_h, box_w = round(height * math.sqrt(area)), round(width * math.sqrt(area))
-        top = int(torch.randint(0, height - box_h + 1, (1,), generator=generator))
-        left = int(torch.randint(0, width - box_w + 1, (1,), generator=generator))
+        top = int(rng.integers(0, height - box_h + 1))
+        left = int(rng.integers(0, width - box_w + 1))
         image[..., top : top + box_h, left : left + box_w] = image_b[..., top : top + box_h, left : left + box_w]
         return image, (box_h * box_w) / (height * width)
 
-
-def _uniform(generator: torch.Generator) -> float:
-    return float(torch.rand((), generator=generator))
-
-
-def _beta(alpha: float, generator: torch.Generator) -> float:
-    """A Beta(alpha, alpha) draw from `generator` (via two Gamma draws; torch's Beta takes no generator)."""
-    concentration = torch.full((2,), float(alpha))
-    gammas = torch._standard_gamma(concentration, generator=generator)
-    return float(gammas[0] / gammas.sum())
