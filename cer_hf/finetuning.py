@@ -165,6 +165,10 @@ class CurriculumTrainer(Trainer):
         if loss not in ("bce", "bmc"):
             raise ValueError(f"--loss must be 'bce' or 'bmc', got {loss!r}")
         super().__init__(*args, **kwargs)
+        # The model's forward takes **kwargs, so the Trainer would assume its loss is normalized by
+        # `num_items_in_batch` (skipping the gradient-accumulation division and rescaling across
+        # devices). Its BCE is a per-batch mean: let the Trainer scale it.
+        self.model_accepts_loss_kwargs = False
         self.layer_decay, self.loss_name, self.bmc_noise_var = layer_decay, loss, bmc_noise_var
         self._seen = Counter()
         self.curriculum_sampler = None

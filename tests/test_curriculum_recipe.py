@@ -12,7 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 MICRO = ROOT / "recipes" / "configs" / "curriculum_micro_cpu.yaml"
 SMALL = [
-    "--basic_source", "synthetic:basic:96", "--eval_source", "synthetic:all:39",
+    "--basic_source", "synthetic:basic:96", "--compound_source", "synthetic:compound:28",
+    "--eval_source", "synthetic:all:39",
     "--stage_epochs", "1", "1", "--compound_shares", "0", "0.5", "--per_device_train_batch_size", "16",
     "--logging_steps", "2",
 ]
