@@ -25,16 +25,24 @@ def load_compound_metric():
     return evaluate.load(str(METRIC_PATH))
 
 
-def load_evaluation_images(data: str, *, image_size: int, seed: int = 0):
-    """Rows (`image`, `label`) to evaluate on from a source spec, Neutral/Contempt/Other filtered.
+def load_evaluation_images(data: str, *, image_size: int, seed: int = 0, compound_set_name: str = "abaw7",
+                           label_space=None):
+    """Rows (`image`, `label`) to evaluate on from a source spec: Neutral/Contempt/Other and
+    compounds outside the model's set are filtered (counts printed).
 
     The single place where `cer-hf evaluate` reads its data, so another source kind (videos) can
     be dispatched here.
     """
-    from .finetuning import keep_targets, load_source
+    from .finetuning import keep_evaluated, keep_targets, load_source
+    from .taxonomy import EMOTION_BASICS
 
     rows = load_source(data, image_size=image_size, seed=seed)
-    rows, _ = keep_targets(rows, verbose=False)
+    rows, dropped = keep_targets(rows, verbose=False)
+    rows, other = keep_evaluated(rows, compound_set_name, label_space or EMOTION_BASICS)
+    dropped.update(other)
+    if dropped:
+        print(f"{data}: left out {sum(dropped.values())} rows ("
+              + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())) + ")")
     if len(rows) == 0:
         raise ValueError(f"{data}: no rows with a basic or compound label to evaluate on")
     return rows
@@ -74,7 +82,9 @@ def evaluate_model(model_path: str, data: str, *, batch_size: int = 64, seed: in
         processor = AutoImageProcessor.from_pretrained(path)
     except (OSError, ValueError):
         processor = None
-    rows = load_evaluation_images(data, image_size=model.config.image_size, seed=seed)
+    rows = load_evaluation_images(data, image_size=model.config.image_size, seed=seed,
+                                  compound_set_name=model.config.compound_set,
+                                  label_space=tuple(model.config.basic_labels))
     probabilities, references = predict_probabilities(model, rows, processor, batch_size)
     results = load_compound_metric().compute(
         predictions=probabilities,

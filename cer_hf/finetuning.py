@@ -27,7 +27,7 @@ from .curriculum import (
     LabelledImageDataset,
 )
 from .mixing import CompoundMixer
-from .taxonomy import EMOTION_BASICS, compound_set, parse_label
+from .taxonomy import EMOTION_BASICS, compound_set, constituents, parse_label
 
 NON_TARGET_LABELS = ("Neutral", "Contempt", "Other")
 
@@ -88,19 +88,37 @@ def keep_targets(dataset, *, drop: Sequence[str] = NON_TARGET_LABELS, verbose: b
     return (dataset if not dropped else dataset.select(keep)), dropped
 
 
-def split_by_kind(dataset, compound_set_name: str = "abaw7"):
-    """Split rows into (basic rows, compound rows of the set); compounds of other sets are an error."""
-    names = {c.name for c in compound_set(compound_set_name)}
+def split_by_kind(dataset, label_space: Sequence[str] = EMOTION_BASICS):
+    """Split rows into (basic rows, compound rows) over `label_space`.
+
+    Compound rows are every compound whose two constituents are in the label space, also
+    compounds outside the evaluated set (RAF-DB's "Happily Disgusted" still teaches Happiness +
+    Disgust). Any other label is an error naming the row (filter with `keep_targets` first).
+    """
+    space = set(label_space)
     basic_rows, compound_rows = [], []
     for index, label in enumerate(dataset["label"]):
-        name = parse_label(label)
-        if name in EMOTION_BASICS:
+        parts = constituents(label)
+        if len(parts) == 1 and parts[0] in space:
             basic_rows.append(index)
-        elif name in names:
+        elif len(parts) == 2 and set(parts) <= space:
             compound_rows.append(index)
         else:
-            raise ValueError(f"row {index}: label {label!r} is neither a basic nor a {compound_set_name} compound")
+            raise ValueError(f"row {index}: label {label!r} is outside the label space {sorted(space)}")
     return dataset.select(basic_rows), dataset.select(compound_rows)
+
+
+def keep_evaluated(dataset, compound_set_name: str = "abaw7", label_space: Sequence[str] = EMOTION_BASICS):
+    """Keep rows the compound metric scores: basics of `label_space` and compounds of the set; returns (rows, dropped)."""
+    allowed = set(label_space) | {c.name for c in compound_set(compound_set_name)}
+    keep, dropped = [], Counter()
+    for index, label in enumerate(dataset["label"]):
+        name = parse_label(label)
+        if name in allowed:
+            keep.append(index)
+        else:
+            dropped[name] += 1
+    return (dataset if not dropped else dataset.select(keep)), dropped
 
 
 # ----------------------------------------------------------------------------- optimisation
@@ -410,7 +428,7 @@ def build_curriculum_trainer(model_args: ModelOptions, data_args: DataOptions, o
     drop = tuple(data_args.drop_labels)
     basic_rows, dropped = keep_targets(load_source(data_args.basic_source, image_size=size, seed=training_args.seed),
                                        drop=drop, verbose=False)
-    basic_rows, natural_in_basic = split_by_kind(basic_rows, model.config.compound_set)
+    basic_rows, natural_in_basic = split_by_kind(basic_rows, label_space)
     log(f"[data] {data_args.basic_source}: {len(basic_rows)} basic rows; dropped {sum(dropped.values())} "
         f"({', '.join(f'{k} {v}' for k, v in sorted(dropped.items())) or 'none'})")
     natural = natural_in_basic if len(natural_in_basic) else None
@@ -418,7 +436,7 @@ def build_curriculum_trainer(model_args: ModelOptions, data_args: DataOptions, o
         compound_rows, dropped = keep_targets(
             load_source(data_args.compound_source, image_size=size, seed=training_args.seed + 1), drop=drop,
             verbose=False)
-        _, natural = split_by_kind(compound_rows, model.config.compound_set)
+        _, natural = split_by_kind(compound_rows, label_space)
         log(f"[data] {data_args.compound_source}: {len(natural)} natural compound rows; dropped "
             f"{sum(dropped.values())}")
     train_dataset = CurriculumDataset(
@@ -432,8 +450,10 @@ def build_curriculum_trainer(model_args: ModelOptions, data_args: DataOptions, o
     if data_args.eval_source:
         eval_rows, _ = keep_targets(load_source(data_args.eval_source, image_size=size, seed=data_args.eval_seed),
                                     drop=drop, verbose=False)
+        eval_rows, other = keep_evaluated(eval_rows, model.config.compound_set, label_space)
         eval_dataset = LabelledImageDataset(eval_rows, image_size=size, label_space=label_space)
-        log(f"[data] {data_args.eval_source}: {len(eval_dataset)} evaluation rows")
+        log(f"[data] {data_args.eval_source}: {len(eval_dataset)} evaluation rows"
+            + (f"; dropped {sum(other.values())} compounds outside {model.config.compound_set}" if other else ""))
 
     # Collator: synthesis, augmentation and normalization, seeded per sample.
     augment = None

@@ -230,3 +230,16 @@ def test_resume_in_the_middle_of_stage_three(tmp_path, basic_rows, tiny_cer_conf
     rest_of_epoch = recorder.batches[: 3 * steps - resume_step]
     share = torch.cat([(b.sum(1) > 1.5).float() for b in rest_of_epoch]).mean().item()
     assert abs(share - 0.4) <= 0.03 + 1 / (8 * len(rest_of_epoch))
+
+
+def test_rows_split_into_basics_and_any_compound_and_eval_keeps_the_set():
+    from cer_hf.finetuning import keep_evaluated, keep_targets, split_by_kind
+
+    rows = synthetic_dataset(44, kind="all", compound_set="rafdb", include_neutral=True, image_size=16, seed=0)
+    rows, dropped = keep_targets(rows, verbose=False)
+    assert set(dropped) == {"Neutral"}
+    basic, compound = split_by_kind(rows)
+    assert set(basic["label"]) <= set(EMOTION_BASICS) and "Happily Disgusted" in set(compound["label"])
+    evaluated, other = keep_evaluated(rows, "abaw7")
+    assert "Happily Disgusted" in other and "Happily Disgusted" not in set(evaluated["label"])
+    assert len(evaluated) + sum(other.values()) == len(rows)
