@@ -74,3 +74,16 @@ def test_cer_hf_evaluate_reports_a_missing_model(tmp_path):
     result = subprocess.run([sys.executable, "-m", "cer_hf", "evaluate", str(tmp_path / "nope"),
                              "synthetic:compound:7"], env=_env(), capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "no config.json" in result.stderr
+
+
+def test_push_to_hub_publishes_the_output_dir_with_its_metrics(tmp_path, monkeypatch):
+    import cer_hf.hub
+
+    calls = []
+    monkeypatch.setattr(cer_hf.hub, "publish", lambda *args, **kwargs: calls.append((args, kwargs)) or "commit")
+    out = tmp_path / "run"
+    _recipe().main(["--config", str(MICRO), "--output_dir", str(out), "--push_to_hub", "true",
+                    "--hub_model_id", "someone/cer-micro", "--evaluate_each_stage", "false", *SMALL])
+    (args, kwargs), = calls
+    assert args == (str(out), "someone/cer-micro")
+    assert kwargs["card"] == "cer" and "compound_macro_f1" in kwargs["metrics"]
