@@ -243,3 +243,32 @@ def test_rows_split_into_basics_and_any_compound_and_eval_keeps_the_set():
     evaluated, other = keep_evaluated(rows, "abaw7")
     assert "Happily Disgusted" in other and "Happily Disgusted" not in set(evaluated["label"])
     assert len(evaluated) + sum(other.values()) == len(rows)
+
+
+def test_every_rank_sees_the_share_with_two_processes_and_workers(tmp_path):
+    """Two ranks (torchrun + gloo on CPU), two workers each: every rank's batches carry the share."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # --cpu and --multi_gpu are exclusive in accelerate 1.15: ACCELERATE_USE_CPU selects gloo on CPU.
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--main_process_port", str(port), "--mixed_precision", "no",
+               "--dynamo_backend", "no", str(root / "tests" / "curriculum_rank_probe.py"), str(tmp_path)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for rank in (0, 1):
+        record = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        assert record["world_size"] == 2
+        assert record["batches"] == 3 * 6  # 96 samples / (8 per batch x 2 ranks) per epoch
+        for seen, scheduled in zip(record["shares"], [0.0, 0.3, 1.0]):
+            assert abs(seen - scheduled) <= 0.03, (rank, record["shares"])
+        assert record["eval_num_compound"] == 21  # gathered from both ranks, padding dropped
