@@ -49,7 +49,7 @@ class PlainCollator:
         pixels = torch.stack([item["image"] for item in items])
         params = [self.augment.sample_params(np.random.default_rng(int(item["seed"]))) for item in items]
         pixels = self.augment.apply(pixels, params)
-        return {"pixel_values": (pixels - 0.5) / 0.25, "labels": torch.stack([item["target"] for item in items])}
+        return {"pixel_values": pixels.sub_(0.5).div_(0.25), "labels": torch.stack([item["target"] for item in items])}
 
 
 def time_loader(loader, batches: int, epoch: int = 0) -> float:

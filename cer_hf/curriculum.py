@@ -417,13 +417,15 @@ class CurriculumCollator:
             images.append(image)
             targets.append(target)
         pixels = torch.stack(images)
-        if augmented:
+        if len(augmented) == len(items):
+            pixels = self.augment.apply(pixels, params)
+        elif augmented:
             rows = torch.tensor(augmented)
             pixels[rows] = self.augment.apply(pixels[rows], params)
         mean = torch.tensor(self.image_mean, dtype=pixels.dtype).view(1, -1, 1, 1)
         std = torch.tensor(self.image_std, dtype=pixels.dtype).view(1, -1, 1, 1)
         return {
-            "pixel_values": (pixels - mean) / std,
+            "pixel_values": pixels.sub_(mean).div_(std),
             "labels": torch.stack(targets).float(),
             "sample_kind": torch.tensor([int(item["kind"]) for item in items]),
             "curriculum_stage": torch.tensor([int(item["stage"]) for item in items]),
