@@ -113,14 +113,47 @@ class CompoundMixer:
         rng: np.random.Generator,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mix `(C, H, W)` images of basics `label_a != label_b`; returns `(image, target (num_labels,))`."""
-        if label_a == label_b:
-            raise ValueError(f"compound synthesis needs two different basics, got label {label_a} twice")
         if image_a.shape != image_b.shape:
             raise ValueError(f"images to mix differ in shape: {tuple(image_a.shape)} vs {tuple(image_b.shape)}")
+        params = self.sample(rng, *image_a.shape[-2:])
+        return self.apply(image_a, image_b, params), self.target_for(label_a, label_b, params, image_a.shape[-2:], num_labels)
+
+    def sample(self, rng: np.random.Generator, height: int, width: int) -> tuple[float, int, int, int, int]:
+        """One mix: `(weight, top, left, box_height, box_width)`; image_b enters the box with `weight`.
+
+        Mixup blends the whole image with the blend weight; CutMix pastes a box with weight 1.
+        """
         if rng.random() < self.mixup_prob:
-            image, share_b = self.mixup(image_a, image_b, rng)
-        else:
-            image, share_b = self.cutmix(image_a, image_b, rng)
+            weight = self.mixup_weight if self.mixup_weight is not None else float(rng.beta(self.mixup_alpha,
+                                                                                              self.mixup_alpha))
+            return float(weight), 0, 0, height, width
+        if self.cutmix_mode == "left_right":
+            cut = round(width * self.cutmix_split)
+            return 1.0, 0, cut, height, width - cut
+        if self.cutmix_mode == "upper_lower":
+            cut = round(height * self.cutmix_split)
+            return 1.0, cut, 0, height - cut, width
+        area = float(rng.beta(self.cutmix_alpha, self.cutmix_alpha))  # fraction of the image taken from image_b
+        box_h, box_w = round(height * math.sqrt(area)), round(width * math.sqrt(area))
+        top = int(rng.integers(0, height - box_h + 1))
+        left = int(rng.integers(0, width - box_w + 1))
+        return 1.0, top, left, box_h, box_w
+
+    @staticmethod
+    def apply(image_a: torch.Tensor, image_b: torch.Tensor, params: tuple) -> torch.Tensor:
+        """Mix one pair `(C, H, W)` with `sample`'s parameters (touches only the box's pixels)."""
+        weight, top, left, box_h, box_w = params
+        image = image_a.clone()
+        box = (..., slice(top, top + box_h), slice(left, left + box_w))
+        image[box] = image_b[box] if weight == 1.0 else torch.lerp(image_a[box], image_b[box], weight)
+        return image
+
+    def target_for(self, label_a: int, label_b: int, params: tuple, size, num_labels: int) -> torch.Tensor:
+        """The multi-label target of one mix: union multi-hot, or weighted by image_b's share of the pixels."""
+        if label_a == label_b:
+            raise ValueError(f"compound synthesis needs two different basics, got label {label_a} twice")
+        weight, _, _, box_h, box_w = params
+        share_b = weight * box_h * box_w / (size[0] * size[1])
         target = torch.zeros(num_labels, dtype=torch.float32)
         if self.target == "union":
             target[label_a] = 1.0
@@ -128,32 +161,4 @@ class CompoundMixer:
         else:
             target[label_a] = 1.0 - share_b
             target[label_b] = share_b
-        return image, target
-
-    def mixup(self, image_a, image_b, rng: np.random.Generator) -> tuple[torch.Tensor, float]:
-        """Blend the images; returns the image and the weight of `image_b`."""
-        if self.mixup_weight is not None:
-            weight = self.mixup_weight
-        else:
-            weight = float(rng.beta(self.mixup_alpha, self.mixup_alpha))
-        return (1.0 - weight) * image_a + weight * image_b, float(weight)
-
-    def cutmix(self, image_a, image_b, rng: np.random.Generator) -> tuple[torch.Tensor, float]:
-        """Paste a region of `image_b` into `image_a`; returns the image and `image_b`'s area fraction."""
-        height, width = image_a.shape[-2:]
-        image = image_a.clone()
-        if self.cutmix_mode == "left_right":
-            cut = round(width * self.cutmix_split)
-            image[..., :, cut:] = image_b[..., :, cut:]
-            return image, (width - cut) / width
-        if self.cutmix_mode == "upper_lower":
-            cut = round(height * self.cutmix_split)
-            image[..., cut:, :] = image_b[..., cut:, :]
-            return image, (height - cut) / height
-        area = float(rng.beta(self.cutmix_alpha, self.cutmix_alpha))  # fraction of the image taken from image_b
-        box_h, box_w = round(height * math.sqrt(area)), round(width * math.sqrt(area))
-        top = int(rng.integers(0, height - box_h + 1))
-        left = int(rng.integers(0, width - box_w + 1))
-        image[..., top : top + box_h, left : left + box_w] = image_b[..., top : top + box_h, left : left + box_w]
-        return image, (box_h * box_w) / (height * width)
-
+        return target
