@@ -51,10 +51,14 @@ def test_bad_schedule_fails_before_training(tmp_path):
     assert not (tmp_path / "resolved_args.json").exists()
 
 
-def test_accelerate_launch_then_cer_hf_evaluate(tmp_path):
+def test_accelerate_launch_from_a_converted_checkpoint_then_cer_hf_evaluate(tmp_path, tiny_mae_dir):
+    from cer_hf.convert import convert_mae_checkpoint
+
+    convert_mae_checkpoint(tiny_mae_dir, tmp_path / "converted")
     out = tmp_path / "run"
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--cpu",
               str(ROOT / "recipes" / "curriculum.py"), "--config", str(MICRO), "--output_dir", str(out),
+              "--model_name_or_path", str(tmp_path / "converted"),
               "--dataloader_num_workers", "2", "--loss", "bmc", *SMALL]
     result = subprocess.run(launch, env=_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
