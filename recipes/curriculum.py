@@ -16,8 +16,6 @@ See docs/curriculum.md for every option.
 
 from __future__ import annotations
 
-import sys
-
 from transformers import TrainingArguments
 
 from cer_hf.arguments import parse_args, save_args
@@ -46,5 +44,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    metrics = main()
-    sys.exit(0)
+    main()
