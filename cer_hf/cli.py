@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "cer_hf.data.readers",
     "cer_hf.hub",
     "cer_hf.video",
+    "cer_hf.evaluation",
 )
 
 
