@@ -558,11 +558,12 @@ def _parse_frame_label(text: str, compound_names: Sequence[str]) -> int:
 
 
 def compound_macro_f1(true_labels: np.ndarray, predicted_labels: np.ndarray, num_classes: int) -> float:
-    """Frame-level macro F1 over the compound classes, as scikit-learn's `f1_score(average="macro")`.
+    """Frame-level macro F1 over all compound classes: the ABAW CE metric, sum of per-class F1 / num_classes.
 
+    The same definition as the shipped `compound_f1` metric module (scikit-learn's
+    `f1_score(average="macro", labels=range(num_classes))`): a class that occurs in neither the labels
+    nor the predictions scores 0, so a clip holding few classes cannot look better than the full set.
     Frames with true label -1 are skipped; a predicted -1 (no face in the whole video) counts as a miss.
-    The mean runs over the classes that occur in the labels or the predictions (a class absent from
-    both has no defined F1); over a full ABAW set every class occurs, which gives the challenge's metric.
     """
     true_labels, predicted_labels = np.asarray(true_labels), np.asarray(predicted_labels)
     keep = true_labels >= 0
@@ -572,9 +573,8 @@ def compound_macro_f1(true_labels: np.ndarray, predicted_labels: np.ndarray, num
         tp = np.sum((true_labels == c) & (predicted_labels == c))
         fp = np.sum((true_labels != c) & (predicted_labels == c))
         fn = np.sum((true_labels == c) & (predicted_labels != c))
-        if tp + fp + fn:
-            scores.append(2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(scores)) if scores else 0.0
+        scores.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+    return float(np.mean(scores))
 
 
 def evaluate_videos(
