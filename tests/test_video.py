@@ -269,8 +269,10 @@ def test_compound_macro_f1_matches_scikit_learn():
     truth = rng.integers(-1, 7, 500)
     predicted = rng.integers(0, 6, 500)  # class 6 never predicted
     keep = truth >= 0
-    expected = sklearn_metrics.f1_score(truth[keep], predicted[keep], average="macro")
+    expected = sklearn_metrics.f1_score(truth[keep], predicted[keep], average="macro", labels=list(range(7)))
     assert compound_macro_f1(truth, predicted, 7) == pytest.approx(expected)
+    # A class absent from labels and predictions counts as 0 (ABAW averages over all 7 classes).
+    assert compound_macro_f1(np.array([0, 0, 1]), np.array([0, 0, 1]), 7) == pytest.approx(2 / 7)
 
 
 # ------------------------------------------------------------------------------------------ writers
