@@ -10,6 +10,10 @@ import sys
 COMMAND_MODULES = (
     "cer_hf.convert",
     "cer_hf.predict",
+    "cer_hf.data.readers",
+    "cer_hf.hub",
+    "cer_hf.video",
+    "cer_hf.evaluation",
 )
 
 

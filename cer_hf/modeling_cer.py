@@ -182,6 +182,9 @@ class ViTForCompoundExpressionPreTrainedModel(PreTrainedModel):
     main_input_name = "pixel_values"
     supports_gradient_checkpointing = True
     _no_split_modules = ["Layer"]
+    # The loss is a plain mean: the Trainer must still divide it by gradient-accumulation steps
+    # (forward's **kwargs would otherwise make it assume a num_items_in_batch-normalised loss).
+    accepts_loss_kwargs = False
 
     @torch.no_grad()
     def _init_weights(self, module):

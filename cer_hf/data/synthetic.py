@@ -46,7 +46,7 @@ from PIL import Image, ImageDraw, ImageFont
 from cer_hf.taxonomy import (
     BASIC_EXPRESSIONS,
     EMOTION_BASICS,
-    compound_set,
+    compound_set as _compound_set,
     constituents,
     parse_label,
 )
@@ -87,17 +87,17 @@ _COMPOUND_DU_AUS: dict[str, tuple[str, ...]] = {
 }
 # Salient cues of the constituent basics, added where Du et al.'s set is thin.
 _COMPOUND_EXTRA_CUES: dict[str, dict[str, float]] = {
-    "Happily Surprised": {"AU6": 0.5, "AU5": 0.6, "AU26": 0.6},  # cheeks; wide eyes, jaw drop
+    "Happily Surprised": {"AU6": 0.9},  # raised cheeks (Duchenne smile)
     "Happily Disgusted": {"AU6": 0.6, "AU9": 0.7},  # cheeks; nose wrinkle
     "Sadly Fearful": {"AU15": 0.7, "AU5": 0.6, "AU2": 0.3},  # lip corners down; wide eyes
     "Sadly Angry": {"AU1": 0.4, "AU7": 0.7, "AU23": 0.6, "AU17": 0.5},  # sad brow; lid/lip tension
-    "Sadly Surprised": {"AU15": 0.7, "AU5": 0.5},  # lip corners down; wide eyes
+    "Sadly Surprised": {"AU15": 1.0},  # lip corners down
     "Sadly Disgusted": {"AU1": 0.5, "AU15": 0.8, "AU9": 0.6},  # sad brow/mouth; nose wrinkle
     "Fearfully Angry": {"AU5": 0.8, "AU7": 0.7, "AU1": 0.4},  # glare; fearful inner brow
     "Fearfully Surprised": {"AU26": 0.6, "AU4": 0.3},  # jaw drop; fearful brow knit
     "Angrily Surprised": {"AU5": 0.8, "AU7": 0.5},  # wide but tense eyes
     "Angrily Disgusted": {"AU9": 0.7, "AU7": 0.6, "AU23": 0.4},  # nose wrinkle; lid/lip tension
-    "Disgustedly Surprised": {"AU9": 0.7, "AU25": 0.6, "AU26": 0.5},  # nose wrinkle; jaw drop
+    "Disgustedly Surprised": {"AU9": 1.0, "AU15": 0.5, "AU16": 0.5, "AU25": 0.6},  # nose, lips
 }
 
 BASIC_VALENCE_AROUSAL: dict[str, tuple[float, float]] = {
@@ -149,7 +149,7 @@ def expression_classes(
 ) -> list[str]:
     """The class names a synthetic dataset of `kind` ("basic", "compound", "all") draws from."""
     basics = list(BASIC_EXPRESSIONS if include_neutral else EMOTION_BASICS)
-    compounds = [c.name for c in compound_set(compound_set_name)]
+    compounds = [c.name for c in _compound_set(compound_set_name)]
     if kind == "basic":
         return basics
     if kind == "compound":
@@ -298,15 +298,14 @@ def _draw_face(canvas: _Canvas, a: dict[str, float], idt: dict) -> None:
     x = np.where(y > 0.3, x * (1 - 0.15 * (y - 0.3)), x)
     canvas.polygon(np.stack([x, y], 1), skin, outline=dark_skin, width=max(1, int(canvas.unit * 0.015)))
 
-    # Hair cap down to a hairline.
-    if True:
-        top = np.linspace(math.pi, 2 * math.pi, 16)
-        cap_scale = 1.06 if idt["hair_style"] != 2 else 1.01
-        outer = np.stack([fw * cap_scale * np.cos(top), fh * cap_scale * np.sin(top) - 0.02], 1)
-        hx = np.linspace(fw * 1.02, -fw * 1.02, 15)
-        hl = idt["hairline"] if idt["hair_style"] != 2 else idt["hairline"] - 0.12
-        hy = hl + 0.35 * (np.abs(hx) / fw) ** 4
-        canvas.polygon(np.concatenate([outer, np.stack([hx, hy], 1)]), hair)
+    # Hair cap down to a hairline (style 2: thin, receding).
+    top = np.linspace(math.pi, 2 * math.pi, 16)
+    cap_scale = 1.06 if idt["hair_style"] != 2 else 1.01
+    outer = np.stack([fw * cap_scale * np.cos(top), fh * cap_scale * np.sin(top) - 0.02], 1)
+    hx = np.linspace(fw * 1.02, -fw * 1.02, 15)
+    hl = idt["hairline"] if idt["hair_style"] != 2 else idt["hairline"] - 0.12
+    hy = hl + 0.35 * (np.abs(hx) / fw) ** 4
+    canvas.polygon(np.concatenate([outer, np.stack([hx, hy], 1)]), hair)
 
     ex, ey = idt["eye_dx"], idt["eye_y"]
     line_col = dark_skin
@@ -520,6 +519,7 @@ def _generate(indices: Iterable[int], seed: int, image_size: int, labels: list[s
 
 
 def _finite_gen(num_samples: int, seed: int, image_size: int, labels: list[str], version: str):
+    # `version` (a hash of this file) only keys the datasets cache: edits re-generate.
     yield from _generate(range(num_samples), seed, image_size, labels)
 
 
@@ -580,12 +580,13 @@ def synthetic_video(num_frames: int, *, seed: int = 0, image_size: int = 112,
     """A synthetic video as a list of rows (the dataset schema plus `frame`).
 
     One identity throughout; a sequence of target expressions (from `labels`, default
-    the 7 basics and the abaw7 compounds), each held for U(segment_frames) frames with a
-    cosine ramp from the previous target; the head pose drifts slowly. Each row's label
+    the 7 basics and the abaw7 compounds, never the same twice in a row), each lasting
+    U(segment_frames) frames and starting with a cosine ramp from the previous target
+    (the first from neutral); the head pose drifts slowly. Each row's label
     is the expression of its segment, and `sample_id` equals `frame`.
     """
     if labels is None:
-        labels = [*BASIC_EXPRESSIONS, *(c.name for c in compound_set("abaw7"))]
+        labels = [*BASIC_EXPRESSIONS, *(c.name for c in _compound_set("abaw7"))]
     labels = [parse_label(lab) for lab in labels]
     rng = np.random.default_rng([seed, 0x56494445])
     identity = _sample_identity(rng)
@@ -599,8 +600,10 @@ def synthetic_video(num_frames: int, *, seed: int = 0, image_size: int = 112,
     prev_va = (0.0, 0.0)
     rows: list[dict] = []
     frame = 0
+    label = None
     while frame < num_frames:
-        label = labels[int(rng.integers(len(labels)))]
+        choices = [lab for lab in labels if lab != label] or labels  # a new expression each segment
+        label = choices[int(rng.integers(len(choices)))]
         length = int(rng.integers(segment_frames[0], segment_frames[1] + 1))
         target, intensity = _jitter_aus(expression_aus(label), rng)
         target_va = valence_arousal(label, 0.0 if label == "Neutral" else intensity)

@@ -1,0 +1,93 @@
+"""The curriculum recipe end to end (in process and through `accelerate launch`), and `cer-hf evaluate`."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MICRO = ROOT / "recipes" / "configs" / "curriculum_micro_cpu.yaml"
+SMALL = [
+    "--basic_source", "synthetic:basic:96", "--compound_source", "synthetic:compound:28",
+    "--eval_source", "synthetic:all:39",
+    "--stage_epochs", "1", "1", "--compound_shares", "0", "0.5", "--per_device_train_batch_size", "16",
+    "--logging_steps", "2",
+]
+
+
+def _recipe():
+    spec = importlib.util.spec_from_file_location("curriculum_recipe", ROOT / "recipes" / "curriculum.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1"}
+
+
+def test_recipe_from_an_mae_checkpoint_writes_model_and_metrics(tmp_path, tiny_mae_dir):
+    out = tmp_path / "run"
+    metrics = _recipe().main(["--config", str(MICRO), "--output_dir", str(out), "--mae_checkpoint",
+                              str(tiny_mae_dir), "--layer_decay", "0.75", "--curriculum_mode", "pool", *SMALL])
+    assert 0.0 <= metrics["eval_compound_macro_f1"] <= 1.0
+    saved = json.loads((out / "metrics.json").read_text())
+    assert {"compound_macro_f1", "basic_macro_f1", "f1_Sadly_Angry"} <= set(saved)
+    assert (out / "eval_results.json").is_file() and (out / "model.safetensors").is_file()
+    assert (out / "preprocessor_config.json").is_file() and (out / "resolved_args.json").is_file()
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] == "vit_compound_expression" and config["image_size"] == 32
+
+
+def test_bad_schedule_fails_before_training(tmp_path):
+    with pytest.raises(ValueError, match="--compound_shares"):
+        _recipe().main(["--config", str(MICRO), "--output_dir", str(tmp_path), "--stage_epochs", "5", "5",
+                        "--compound_shares", "0", "0.5", "1"])
+    assert not (tmp_path / "resolved_args.json").exists()
+
+
+def test_accelerate_launch_from_a_converted_checkpoint_then_cer_hf_evaluate(tmp_path, tiny_mae_dir):
+    from cer_hf.convert import convert_mae_checkpoint
+
+    convert_mae_checkpoint(tiny_mae_dir, tmp_path / "converted")
+    out = tmp_path / "run"
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--cpu",
+              str(ROOT / "recipes" / "curriculum.py"), "--config", str(MICRO), "--output_dir", str(out),
+              "--model_name_or_path", str(tmp_path / "converted"),
+              "--dataloader_num_workers", "2", "--loss", "bmc", *SMALL]
+    result = subprocess.run(launch, env=_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "[result] compound macro F1" in result.stdout
+    assert "stage 2/2, compound share 0.5" in result.stdout
+    png = tmp_path / "cm.png"
+    evaluate = [sys.executable, "-m", "cer_hf", "evaluate", str(out), "synthetic:compound:21",
+                "--confusion-png", str(png), "--output-json", str(tmp_path / "eval.json")]
+    result = subprocess.run(evaluate, env=_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "compound macro F1" in result.stdout and "Sadly Angry" in result.stdout
+    assert png.stat().st_size > 0
+    assert json.loads((tmp_path / "eval.json").read_text())["num_compound"] == 21
+
+
+def test_cer_hf_evaluate_reports_a_missing_model(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "cer_hf", "evaluate", str(tmp_path / "nope"),
+                             "synthetic:compound:7"], env=_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "no config.json" in result.stderr
+
+
+def test_push_to_hub_publishes_the_output_dir_with_its_metrics(tmp_path, monkeypatch):
+    import cer_hf.hub
+
+    calls = []
+    monkeypatch.setattr(cer_hf.hub, "publish", lambda *args, **kwargs: calls.append((args, kwargs)) or "commit")
+    out = tmp_path / "run"
+    _recipe().main(["--config", str(MICRO), "--output_dir", str(out), "--push_to_hub", "true",
+                    "--hub_model_id", "someone/cer-micro", "--evaluate_each_stage", "false", *SMALL])
+    (args, kwargs), = calls
+    assert args == (str(out), "someone/cer-micro")
+    assert kwargs["card"] == "cer" and "compound_macro_f1" in kwargs["metrics"]
