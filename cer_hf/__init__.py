@@ -8,6 +8,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
 
 from .configuration_cer import ViTForCompoundExpressionConfig
 from .modeling_cer import CompoundExpressionOutput, ViTForCompoundExpression
+from .multitask import ViTForMultiTaskExpression, ViTMultiTaskExpressionConfig  # registers with the Auto classes
 
 __version__ = "0.1.0"
 
@@ -34,4 +35,6 @@ __all__ = [
     "CompoundPrediction",
     "ViTForCompoundExpression",
     "ViTForCompoundExpressionConfig",
+    "ViTForMultiTaskExpression",
+    "ViTMultiTaskExpressionConfig",
 ]
