@@ -251,6 +251,17 @@ class CheckpointManager:
 # ----------------------------------------------------------------------------- reporting
 
 
+def parameter_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of all parameters (names, shapes and bytes): equal on every rank iff the replicas agree."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, parameter in sorted(model.named_parameters()):
+        digest.update(name.encode())
+        digest.update(parameter.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def merge_counts(per_rank: list[dict]) -> dict:
     """Sum the per-rank skip/convert counters into one dict, sorted by key."""
     total: Counter = Counter()

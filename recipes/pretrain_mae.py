@@ -40,7 +40,7 @@ from cer_hf.data.transforms import MAETrainTransform, normalization, normalize_p
 from cer_hf.presets import mae_config
 from cer_hf.pretraining import (
     CheckpointManager, NonFiniteLossError, RankState, epoch_batches, format_counts, lr_at_step, mask_noise,
-    merge_counts, param_groups, scaled_lr, set_lr,
+    merge_counts, param_groups, parameter_digest, scaled_lr, set_lr,
 )
 
 
@@ -263,11 +263,14 @@ def main(argv=None):
     # Save: safetensors weights + an image-processor config with the run's size and mean/std (for `cer-hf convert`).
     counts = merge_counts(gather_object([state.counts]))
     images_total = sum(gather_object([state.images]))
-    accelerator.wait_for_everyone()
+    digests = gather_object([parameter_digest(accelerator.unwrap_model(model))])
+    if len(set(digests)) > 1:
+        accelerator.print(f"WARNING: the model replicas differ across ranks: {digests}")
     summary = {
         "steps": state.step, "images": images_total, "seconds": round(elapsed, 2),
         "images_per_s": round(run_images / elapsed, 2) if elapsed > 0 else math.nan, "final_loss": last_loss,
         "effective_batch_size": effective_batch, "peak_lr": peak_lr, "image_counts": counts,
+        "world_size": world_size, "replica_digests": digests,
     }
     if accelerator.is_main_process:
         accelerator.unwrap_model(model).save_pretrained(train_args.output_dir)
