@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -111,6 +110,7 @@ def main(argv=None):
     # Accelerator: precision and trackers. Batches are never dispatched from rank 0 (see module docstring).
     accelerator = Accelerator(
         mixed_precision=train_args.mixed_precision,
+        gradient_accumulation_steps=train_args.gradient_accumulation_steps,
         log_with=None if train_args.report_to == "none" else train_args.report_to,
         project_dir=train_args.output_dir,
         dataloader_config=DataLoaderConfiguration(dispatch_batches=False, split_batches=False),
@@ -190,7 +190,7 @@ def main(argv=None):
     if data_args.log_sample_keys:
         keys_log = open(f"{train_args.output_dir}/sample_keys_rank{rank}.tsv", "a")
 
-    # Train: accumulate micro-batches (no gradient sync until the last), guard against non-finite loss,
+    # Train: accumulate micro-batches, guard against non-finite loss,
     # step the per-step schedule, log, checkpoint.
     model.train()
     progress = tqdm(
@@ -216,11 +216,10 @@ def main(argv=None):
                 len(pixels), num_patches, seed=train_args.seed, step=state.step, rank=rank, micro_step=micro,
                 device=accelerator.device,
             )
-            last_micro = micro == train_args.gradient_accumulation_steps - 1
-            with nullcontext() if last_micro else accelerator.no_sync(model):
-                loss = model(pixel_values=pixels, noise=noise).loss / train_args.gradient_accumulation_steps
-                accelerator.backward(loss)
-            step_loss += loss.detach()
+            with accelerator.accumulate(model):  # no gradient all-reduce before the last micro-batch
+                loss = model(pixel_values=pixels, noise=noise).loss
+                accelerator.backward(loss)  # divides by gradient_accumulation_steps
+            step_loss += loss.detach() / train_args.gradient_accumulation_steps
             window_images += len(pixels) * world_size
         if accelerator.reduce(torch.isfinite(step_loss).logical_not().float(), "max").item() > 0:
             good = checkpoints.latest()
