@@ -91,7 +91,8 @@ def flops_per_image(config, *, training: bool = True) -> float:
 
     Encoder on the visible patches n_e = (1 - mask_ratio) × N + 1 (cls), decoder on all N + 1 tokens.
     Per transformer layer of width d, MLP width m, sequence n: 2·n·(4·d² + 2·d·m) for the
-    projections + 2·2·n²·d for attention scores and values. Plus patch embedding 2·N_vis·(3·p²)·d,
+    projections + 2·2·n²·d for attention scores and values. Plus patch embedding 2·N·(3·p²)·d (all patches
+    are embedded before masking),
     the decoder embedding 2·(N+1)·d·d_dec and prediction 2·N·d_dec·(3·p²).
     Training (fwd + bwd) ≈ 3 × forward.
     """
@@ -103,7 +104,7 @@ def flops_per_image(config, *, training: bool = True) -> float:
     visible = int(patches * (1 - config.mask_ratio))
     patch_dim = config.num_channels * config.patch_size**2
     d, d_dec = config.hidden_size, config.decoder_hidden_size
-    forward = 2 * visible * patch_dim * d
+    forward = 2 * patches * patch_dim * d  # every patch is embedded, then masked
     forward += config.num_hidden_layers * layer(visible + 1, d, config.intermediate_size)
     forward += 2 * (visible + 1) * d * d_dec
     forward += config.decoder_num_hidden_layers * layer(patches + 1, d_dec, config.decoder_intermediate_size)
