@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from transformers import ViTMAEForPreTraining  # noqa: E402
 
-from cer_hf.data.streams import FaceStream, collate_faces, pretraining_stream  # noqa: E402
+from cer_hf.data.streams import FaceStream, collate_faces, pretraining_stream, single_threaded_worker  # noqa: E402
 from cer_hf.data.transforms import IMAGENET_MEAN, IMAGENET_STD, MAETrainTransform, normalize_pixels  # noqa: E402
 from cer_hf.presets import ENCODER_PRESETS, mae_config  # noqa: E402
 from cer_hf.pretraining import epoch_batches, flops_per_image, mask_noise, param_groups  # noqa: E402
@@ -140,7 +140,7 @@ def main() -> None:
         return torch.utils.data.DataLoader(
             dataset, batch_size=args.batch_size, collate_fn=collate_faces, num_workers=args.num_workers,
             prefetch_factor=args.prefetch_factor if args.num_workers else None, pin_memory=cuda,
-            worker_init_fn=lambda _: torch.set_num_threads(1),
+            worker_init_fn=single_threaded_worker,
         )
 
     batches = epoch_batches(stream, make_loader)

@@ -258,8 +258,11 @@ def parameter_digest(model: torch.nn.Module) -> str:
 
     digest = hashlib.sha256()
     for name, parameter in sorted(model.named_parameters()):
+        tensor = parameter.detach()
+        if hasattr(tensor, "full_tensor"):  # FSDP2 DTensor shard: gather (collective, same order on all ranks)
+            tensor = tensor.full_tensor()
         digest.update(name.encode())
-        digest.update(parameter.detach().float().cpu().contiguous().numpy().tobytes())
+        digest.update(tensor.float().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
 
 

@@ -34,7 +34,7 @@ from transformers import ViTMAEForPreTraining
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
 from cer_hf.arguments import parse_args, save_args
-from cer_hf.data.streams import FaceStream, collate_faces, pretraining_stream
+from cer_hf.data.streams import FaceStream, collate_faces, pretraining_stream, single_threaded_worker
 from cer_hf.data.transforms import MAETrainTransform, normalization, normalize_pixels
 from cer_hf.presets import mae_config
 from cer_hf.pretraining import (
@@ -156,6 +156,7 @@ def main(argv=None):
         return torch.utils.data.DataLoader(
             dataset, batch_size=train_args.per_device_batch_size, collate_fn=collate_faces,
             num_workers=data_args.num_workers, pin_memory=accelerator.device.type == "cuda",
+            worker_init_fn=single_threaded_worker,
             prefetch_factor=data_args.prefetch_factor if data_args.num_workers else None,
         )
 
@@ -182,7 +183,7 @@ def main(argv=None):
         accelerator.print(f"resumed from {path} at step {state.step} (epoch {state.epoch}, batch {state.batches_in_epoch})")
     batches = epoch_batches(stream, make_loader, epoch=state.epoch, skip_batches=state.batches_in_epoch)
 
-    if accelerator.is_main_process and accelerator.log_with:
+    if accelerator.log_with:
         tracker_config = {**asdict(model_args), **asdict(data_args), **asdict(train_args), "peak_lr": peak_lr}
         tracker_config = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in tracker_config.items()}
         accelerator.init_trackers("mae_pretraining", config=tracker_config)
@@ -220,7 +221,7 @@ def main(argv=None):
                 loss = model(pixel_values=pixels, noise=noise).loss
                 accelerator.backward(loss)  # divides by gradient_accumulation_steps
             step_loss += loss.detach() / train_args.gradient_accumulation_steps
-            window_images += len(pixels) * world_size
+            window_images += len(pixels)
         if accelerator.reduce(torch.isfinite(step_loss).logical_not().float(), "max").item() > 0:
             good = checkpoints.latest()
             raise NonFiniteLossError(
@@ -241,6 +242,7 @@ def main(argv=None):
                 state.step % train_args.logging_steps)
             mean_loss = accelerator.reduce(window_loss, "mean").item() / steps_in_window
             seconds = time.perf_counter() - window_start
+            window_images = int(accelerator.reduce(torch.tensor(window_images, device=accelerator.device), "sum"))
             images_per_s = window_images / seconds
             last_loss = mean_loss
             metrics = {"loss": mean_loss, "lr": lr, "images_per_s": images_per_s, "epoch": state.epoch}
@@ -255,6 +257,7 @@ def main(argv=None):
         if state.step % train_args.save_steps == 0 or state.step == train_args.max_steps:
             checkpoints.save(accelerator, state)
     progress.close()
+    batches.close()  # stop this rank's DataLoader workers now, not at interpreter exit
     if keys_log:
         keys_log.close()
     elapsed = time.perf_counter() - run_start
@@ -271,8 +274,9 @@ def main(argv=None):
         "effective_batch_size": effective_batch, "peak_lr": peak_lr, "image_counts": counts,
         "world_size": world_size, "replica_digests": digests,
     }
+    state_dict = accelerator.get_state_dict(model)  # collective: gathers FSDP/ZeRO shards
     if accelerator.is_main_process:
-        accelerator.unwrap_model(model).save_pretrained(train_args.output_dir)
+        accelerator.unwrap_model(model).save_pretrained(train_args.output_dir, state_dict=state_dict)
         ViTImageProcessorPil(
             size={"height": image_size, "width": image_size}, image_mean=list(mean), image_std=list(std),
             resample=3,  # bicubic, as in training

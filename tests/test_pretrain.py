@@ -148,6 +148,18 @@ def test_checkpoints_rotate_and_latest_survives_an_interrupted_save(tmp_path):
         CheckpointManager(tmp_path / "empty").resolve("latest")
 
 
+@pytest.mark.parametrize("name", ["cpu", "single_gpu", "multi_gpu", "multi_node", "fsdp", "deepspeed_zero2"])
+def test_accelerate_configs_parse_and_say_when_to_use_them(name):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    path = ROOT / "accelerate_configs" / f"{name}.yaml"
+    assert path.read_text().startswith("# ")
+    config = load_config_from_file(str(path))
+    expected = {"cpu": (1, 1), "single_gpu": (1, 1), "multi_gpu": (8, 1), "multi_node": (64, 8), "fsdp": (8, 1),
+                "deepspeed_zero2": (8, 1)}[name]
+    assert (config.num_processes, config.num_machines) == expected
+
+
 # ----------------------------------------------------------------------------- the recipe, for real
 
 

@@ -363,6 +363,11 @@ def collate_faces(samples: list[dict]) -> dict:
     }
 
 
+def single_threaded_worker(worker_id: int) -> None:
+    """DataLoader `worker_init_fn`: one torch thread per worker, so decoding workers do not oversubscribe the CPU."""
+    torch.set_num_threads(1)
+
+
 def take(iterable, n: int) -> list:
     """The first n items of an iterable (a small helper for tests and previews)."""
     return list(itertools.islice(iterable, n))
