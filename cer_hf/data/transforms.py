@@ -78,6 +78,8 @@ def decode_image(image, *, name: str = "<image>", min_size: int = 8) -> tuple[Im
         except BadImageError as error:
             reason = "truncated" if "truncated" in error.reason.lower() else "undecodable"
             raise SkipImage(reason, name, error.reason) from None
+        except Exception as error:  # noqa: BLE001 - e.g. PIL's DecompressionBombError: one file never stops a run
+            raise SkipImage("undecodable", name, f"{type(error).__name__}: {error}") from None
     if min(rgb.size) < min_size:
         raise SkipImage("too_small", name, f"{rgb.size[0]}x{rgb.size[1]} < {min_size} px")
     return rgb, (None if mode == "RGB" else mode)
