@@ -4,7 +4,8 @@ For one model and batch size it measures
   1. model images/s: fwd + bwd + AdamW step on in-memory random tensors (no data pipeline);
   2. end-to-end images/s: JPEG bytes in parquet → streamed (`pretraining_stream`) → decoded, cropped and
      flipped in DataLoader workers (`FaceStream`) → normalised on the device → the same train step;
-  3. their ratio (the data pipeline's efficiency: 1.0 = the model never waits for data);
+  3. their ratio (the data pipeline's efficiency: 1.0 = the model never waits for data), and the
+     pipeline alone (data-only images/s: how much headroom the workers have);
   4. model FLOPs per image (`cer_hf.pretraining.flops_per_image`: encoder on the visible 25% of patches,
      decoder on all patches, fwd + bwd = 3 × fwd) and MFU = FLOPs/image × images/s / peak.
 Both measurements run in alternating rounds and the median is reported, so a neighbour's load
@@ -161,7 +162,14 @@ def main() -> None:
         sync()
         return images / (time.perf_counter() - start)
 
-    model_rates, e2e_rates = [], []
+    def data_round() -> float:
+        start, images = time.perf_counter(), 0
+        for _ in range(args.steps):
+            images += len(next_pixels())
+        sync()
+        return images / (time.perf_counter() - start)
+
+    model_rates, e2e_rates, data_rates = [], [], []
     for round_index in range(args.rounds):
         if round_index % 2:  # alternate the order so a neighbour's load burst does not favour one side
             e2e_rates.append(end_to_end_round())
@@ -169,8 +177,11 @@ def main() -> None:
         else:
             model_rates.append(model_round())
             e2e_rates.append(end_to_end_round())
-        print(f"round {round_index}: model {model_rates[-1]:.1f} img/s, end to end {e2e_rates[-1]:.1f} img/s", flush=True)
+        data_rates.append(data_round())
+        print(f"round {round_index}: model {model_rates[-1]:.1f} img/s, end to end {e2e_rates[-1]:.1f} img/s, "
+              f"data only {data_rates[-1]:.1f} img/s", flush=True)
     model_rate, e2e_rate = statistics.median(model_rates), statistics.median(e2e_rates)
+    data_rate = statistics.median(data_rates)
     flops = flops_per_image(config)
 
     print(f"\npreset {args.preset}, {args.image_size} px, patch {args.patch_size}, batch {args.batch_size}, "
@@ -178,6 +189,7 @@ def main() -> None:
           f"{args.num_workers} workers, torch threads {torch.get_num_threads()}")
     print(f"model only (in-memory tensors):         {model_rate:10.1f} images/s")
     print(f"end to end (JPEG parquet → workers):    {e2e_rate:10.1f} images/s")
+    print(f"data only (pipeline, no model):         {data_rate:10.1f} images/s")
     print(f"data-pipeline efficiency (e2e / model): {e2e_rate / model_rate:10.3f}")
     print(f"model FLOPs per image (fwd+bwd = 3×fwd): {flops / 1e9:10.3f} GFLOP")
     print(f"achieved (model only / end to end):     {flops * model_rate / 1e12:10.4f} / {flops * e2e_rate / 1e12:.4f} TFLOP/s")

@@ -123,7 +123,7 @@ def test_check_shards_divisibility(caplog):
 
 
 def test_pretraining_stream_rejects_uneven_shards():
-    with pytest.raises(ValueError, match="not divisible"):
+    with pytest.raises(ValueError, match="source 'synthetic:12': the stream has 6 shards, not divisible by the world size 4"):
         pretraining_stream(["synthetic:12"], synthetic_shards=6, world_size=4, synthetic_image_size=16)
 
 

@@ -296,6 +296,11 @@ def pretraining_stream(
     if shuffle_buffer > 0:
         stream = stream.shuffle(seed=seed, buffer_size=shuffle_buffer)
     if world_size > 1:
+        for spec, source in zip(sources, loaded):  # interleaving splits every source by itself
+            try:
+                check_shards(source.num_shards, world_size, allow_uneven=allow_uneven_shards)
+            except ValueError as error:
+                raise ValueError(f"source {spec!r}: {error}") from None
         strategy = check_shards(stream.num_shards, world_size, num_workers, allow_uneven=allow_uneven_shards)
         stream = split_dataset_by_node(stream, rank=rank, world_size=world_size, strategy=strategy)
     elif num_workers > stream.num_shards:
