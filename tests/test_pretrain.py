@@ -1,0 +1,272 @@
+"""MAE pretraining: optimiser/schedule units, checkpoints, and the recipe run for real (1 process, 2 nodes, kill+resume)."""
+
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from accelerate import Accelerator
+from safetensors.torch import load_file
+from transformers import ViTMAEForPreTraining
+
+from cer_hf.presets import mae_config
+from cer_hf.pretraining import (
+    CheckpointManager, RankState, flops_per_image, lr_at_step, mask_noise, param_groups, scaled_lr,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "recipes" / "pretrain_mae.py"
+MICRO = ROOT / "recipes" / "configs" / "pretrain_micro_cpu.yaml"
+
+
+def recipe_env(**extra):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    env.update(extra)
+    return env
+
+
+def recipe_command(output_dir, *args):
+    return [sys.executable, str(RECIPE), "--config", str(MICRO), "--output_dir", str(output_dir), "--report_to", "none",
+            *map(str, args)]
+
+
+def run_recipe(output_dir, *args, check=True, timeout=240):
+    result = subprocess.run(recipe_command(output_dir, *args), env=recipe_env(), capture_output=True, text=True,
+                            timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"recipe failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    return result
+
+
+def recipe_main(output_dir, *args):
+    """Run the recipe's main() in this process (saves the ~10 s interpreter start of a subprocess)."""
+    import importlib.util
+
+    module = sys.modules.get("pretrain_mae_recipe")
+    if module is None:
+        spec = importlib.util.spec_from_file_location("pretrain_mae_recipe", RECIPE)
+        module = sys.modules["pretrain_mae_recipe"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    module.main(["--config", str(MICRO), "--output_dir", str(output_dir), "--report_to", "none", *map(str, args)])
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# ----------------------------------------------------------------------------- units
+
+
+def test_lr_scaling_rule():
+    assert scaled_lr(1.5e-4, 4096) == pytest.approx(2.4e-3)
+    assert scaled_lr(1.5e-4, 256) == pytest.approx(1.5e-4)
+    with pytest.raises(ValueError, match="positive"):
+        scaled_lr(1.5e-4, 0)
+
+
+def test_warmup_then_half_cycle_cosine():
+    kwargs = dict(peak_lr=1.0, total_steps=110, warmup_steps=10, min_lr=0.1)
+    assert lr_at_step(0, **kwargs) == 0.0
+    assert lr_at_step(5, **kwargs) == pytest.approx(0.5)
+    assert lr_at_step(10, **kwargs) == pytest.approx(1.0)
+    assert lr_at_step(60, **kwargs) == pytest.approx(0.55)  # half way down the cosine: (peak + min) / 2
+    assert lr_at_step(35, **kwargs) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi / 4)))
+    assert lr_at_step(110, **kwargs) == pytest.approx(0.1)
+    assert lr_at_step(500, **kwargs) == pytest.approx(0.1)
+    values = [lr_at_step(step, **kwargs) for step in range(10, 111)]
+    assert all(a >= b for a, b in zip(values, values[1:]))
+
+
+def test_param_groups_exclude_biases_norms_and_tokens_from_decay():
+    model = ViTMAEForPreTraining(mae_config("micro", image_size=32, patch_size=8))
+    decay, no_decay = param_groups(model, weight_decay=0.05)
+    assert (decay["weight_decay"], no_decay["weight_decay"]) == (0.05, 0.0)
+    names = {id(p): n for n, p in model.named_parameters()}
+    decay_names = {names[id(p)] for p in decay["params"]}
+    no_decay_names = {names[id(p)] for p in no_decay["params"]}
+    assert all(not n.endswith(".bias") and "norm" not in n for n in decay_names)
+    assert all(model.get_parameter(n).ndim >= 2 for n in decay_names)
+    assert {"decoder.mask_token", "vit.embeddings.cls_token"} <= no_decay_names
+    assert any("layernorm" in n and n.endswith(".weight") for n in no_decay_names)
+    assert any(n.endswith("q_proj.weight") for n in decay_names)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert decay_names | no_decay_names == trainable and not decay_names & no_decay_names
+    assert not any("position_embeddings" in n for n in trainable)  # fixed sin-cos, never optimised
+
+
+def test_mask_noise_is_a_function_of_seed_step_rank():
+    a = mask_noise(2, 16, seed=0, step=3, rank=1)
+    assert torch.equal(a, mask_noise(2, 16, seed=0, step=3, rank=1))
+    assert not torch.equal(a, mask_noise(2, 16, seed=0, step=4, rank=1))
+    assert not torch.equal(a, mask_noise(2, 16, seed=0, step=3, rank=0))
+
+
+def test_flops_formula_matches_torch_flop_counter():
+    """Within 10% of torch's counter (eager attention: its CPU SDPA kernel is not counted; the counter also
+    skips the patch embedding's input gradient, which the 3 × forward convention includes)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    config = mae_config("micro", image_size=64, patch_size=8)
+    config._attn_implementation = "eager"
+    model = ViTMAEForPreTraining(config)
+    with FlopCounterMode(display=False) as counter:
+        model(pixel_values=torch.randn(2, 3, 64, 64)).loss.backward()
+    assert flops_per_image(config) == pytest.approx(counter.get_total_flops() / 2, rel=0.1)
+
+
+def test_checkpoints_rotate_and_latest_survives_an_interrupted_save(tmp_path):
+    accelerator = Accelerator(cpu=True)
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    model, optimizer = accelerator.prepare(model, optimizer)
+    manager = CheckpointManager(tmp_path, keep_last=2)
+    for step in (1, 2, 3):
+        manager.save(accelerator, RankState(step=step, epoch=1, batches_in_epoch=step, images=4 * step))
+    assert [p.name for p in manager.checkpoints()] == ["checkpoint-2", "checkpoint-3"]
+    assert manager.resolve("latest").name == "checkpoint-3"
+    (tmp_path / ".tmp-checkpoint-4").mkdir()  # what a kill during a save leaves behind
+    (tmp_path / ".tmp-checkpoint-4" / "model.safetensors").write_bytes(b"half")
+    assert manager.resolve("latest").name == "checkpoint-3"
+    state = manager.load(accelerator, manager.resolve("latest"))
+    assert (state.step, state.epoch, state.batches_in_epoch, state.images) == (3, 1, 3, 12)
+    meta = json.loads((tmp_path / "checkpoint-3" / "meta.json").read_text())
+    (tmp_path / "checkpoint-3" / "meta.json").write_text(json.dumps({**meta, "world_size": 8}))
+    with pytest.raises(ValueError, match="saved by 8 processes"):
+        manager.load(accelerator, tmp_path / "checkpoint-3")
+    with pytest.raises(FileNotFoundError, match="not a checkpoint folder"):
+        manager.resolve(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
+        CheckpointManager(tmp_path / "empty").resolve("latest")
+
+
+@pytest.mark.parametrize("name", ["cpu", "single_gpu", "multi_gpu", "multi_node", "fsdp", "deepspeed_zero2"])
+def test_accelerate_configs_parse_and_say_when_to_use_them(name):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    path = ROOT / "accelerate_configs" / f"{name}.yaml"
+    assert path.read_text().startswith("# ")
+    config = load_config_from_file(str(path))
+    expected = {"cpu": (1, 1), "single_gpu": (1, 1), "multi_gpu": (8, 1), "multi_node": (64, 8), "fsdp": (8, 1),
+                "deepspeed_zero2": (8, 1)}[name]
+    assert (config.num_processes, config.num_machines) == expected
+
+
+# ----------------------------------------------------------------------------- the recipe, for real
+
+
+def test_micro_recipe_end_to_end_loss_falls(tmp_path):
+    """200 steps on the synthetic stream: loss falls (measured: 0.99 → 0.85, first/last 20-step means)."""
+    out = tmp_path / "run"
+    result = run_recipe(out, "--max_steps", 200, "--logging_steps", 1, "--save_steps", 100, "--report_to", "tensorboard")
+    assert "effective batch 32" in result.stdout and "lr 0.0001875" in result.stdout
+    losses = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(losses) == 200 and all(math.isfinite(x) for x in losses)
+    first, last = sum(losses[:20]) / 20, sum(losses[-20:]) / 20
+    assert last < first - 0.07, (first, last)
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 200 and summary["images"] == 6400 and summary["image_counts"] == {}
+    assert list((out / "mae_pretraining").glob("events.out.tfevents.*"))  # TensorBoard through accelerate
+    assert json.loads((out / "resolved_args.json").read_text())["ModelArguments"]["model_preset"] == "micro"
+    assert (out / "latest").read_text() == "checkpoint-200"
+    processor = json.loads((out / "preprocessor_config.json").read_text())
+    assert processor["size"] == {"height": 32, "width": 32} and processor["image_mean"] == [0.485, 0.456, 0.406]
+    model = ViTMAEForPreTraining.from_pretrained(out)
+    assert model.config.mask_ratio == 0.75 and model.config.norm_pix_loss
+
+    from cer_hf.convert import convert_mae_checkpoint
+
+    convert_mae_checkpoint(out, tmp_path / "cer", compound_set_name="abaw7")
+    assert (tmp_path / "cer" / "model.safetensors").is_file()
+
+
+def test_two_nodes_on_loopback_split_the_epoch_and_agree(tmp_path):
+    """Two `accelerate launch` "machines" (torchrun + gloo): disjoint samples whose union is the epoch, equal weights."""
+    out, port = tmp_path / "run", free_port()
+    args = ["--sources", "synthetic:64", "--synthetic_shards", 8, "--per_device_batch_size", 4, "--max_steps", 8,
+            "--save_steps", 4, "--logging_steps", 2, "--num_workers", 2, "--log_sample_keys", "true"]
+    launches = []
+    for machine_rank in (0, 1):
+        command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "2",
+                   "--num_processes", "2", "--machine_rank", str(machine_rank), "--main_process_ip", "127.0.0.1",
+                   "--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no",
+                   *recipe_command(out, *args)[1:]]
+        # --cpu and --multi_gpu are exclusive in accelerate 1.15: ACCELERATE_USE_CPU selects gloo on CPU.
+        launches.append(subprocess.Popen(command, env=recipe_env(ACCELERATE_USE_CPU="1"),
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [launch.communicate(timeout=240)[0] for launch in launches]
+    assert [launch.returncode for launch in launches] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    assert "effective batch 8 = 4 per device × 2 processes" in outputs[0]
+
+    seen = [[line.split("\t")[1] for line in (out / f"sample_keys_rank{r}.tsv").read_text().splitlines()] for r in (0, 1)]
+    assert len(seen[0]) == len(seen[1]) == 32
+    assert not set(seen[0]) & set(seen[1])
+    assert set(seen[0]) | set(seen[1]) == {f"synthetic/{i}" for i in range(64)}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["images"] == 64
+    assert summary["replica_digests"][0] == summary["replica_digests"][1]
+    assert sorted(p.name for p in (out / "checkpoint-8").glob("rank_state_*.json")) == ["rank_state_0.json",
+                                                                                       "rank_state_1.json"]
+
+
+def test_kill_and_resume_matches_uninterrupted_run(tmp_path):
+    """SIGKILL after a checkpoint, resume from `latest`: same final weights as a run never interrupted."""
+    args = ["--sources", "synthetic:96", "--per_device_batch_size", 4, "--gradient_accumulation_steps", 2,
+            "--max_steps", 24, "--save_steps", 8, "--logging_steps", 4, "--num_workers", 2, "--shuffle_buffer", 32]
+    run_recipe(tmp_path / "full", *args)
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(recipe_command(killed, *args), env=recipe_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while not (killed / "latest").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    checkpoint = (killed / "latest").read_text()
+    assert checkpoint != "checkpoint-24" and not (killed / "model.safetensors").exists()
+
+    result = run_recipe(killed, *args, "--resume_from_checkpoint", "latest")
+    assert f"resumed from {killed / checkpoint}" in result.stdout
+    full, resumed = load_file(tmp_path / "full" / "model.safetensors"), load_file(killed / "model.safetensors")
+    assert full.keys() == resumed.keys()
+    assert max((full[k] - resumed[k]).abs().max().item() for k in full) <= 1e-6
+    summary = json.loads((killed / "summary.json").read_text())
+    assert summary["images"] == 24 * 8  # counted across the kill
+
+
+def test_recipe_skips_bad_images_and_reports_them(tmp_path, capsys):
+    from test_streams import write_bad_folder
+
+    expected = write_bad_folder(tmp_path / "faces")
+    out = tmp_path / "run"
+    # 6 usable images, batch 2: 6 steps = 2 epochs, so every bad image is met twice.
+    recipe_main(out, "--sources", f"imagefolder:{tmp_path / 'faces'}", "--per_device_batch_size", 2,
+                "--max_steps", 6, "--num_workers", 0, "--shuffle_buffer", 4, "--logging_steps", 3)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["image_counts"] == {key: 2 * n for key, n in sorted(expected.items())}
+    printed = capsys.readouterr().out
+    assert "skipped: 6 (too_small 2, truncated 2, undecodable 2)" in printed
+    assert "converted: 10 (CMYK 2, I;16 2, L 2, P 2, RGBA 2)" in printed
+
+
+def test_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path):
+    from cer_hf.pretraining import NonFiniteLossError
+
+    out = tmp_path / "run"
+    with pytest.raises(NonFiniteLossError, match="non-finite loss at step .* Last good checkpoint: .*checkpoint-"):
+        recipe_main(out, "--base_learning_rate", 1e30, "--warmup_steps", 0, "--max_steps", 20, "--save_steps", 1,
+                    "--logging_steps", 1, "--num_workers", 0)
+    latest = CheckpointManager(out).latest()
+    assert latest is not None and (latest / "meta.json").is_file()
+    assert not (out / "model.safetensors").exists()
