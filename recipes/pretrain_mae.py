@@ -288,6 +288,12 @@ def main(argv=None):
             f"({summary['images_per_s']:.1f} images/s this session), final loss {last_loss:.4f}\n"
             f"images {format_counts(counts)}\nmodel and image processor saved to {train_args.output_dir}"
         )
+    # Let the collectives' worker thread drop its last tensor references (it needs the GIL) before the process
+    # group is torn down: otherwise a rank can deadlock at exit (seen with gloo: ~ProcessGroupGloo joins that
+    # thread while holding the GIL). The barrier waits for the main process's save, the sleep releases the GIL.
+    accelerator.wait_for_everyone()
+    if world_size > 1:
+        time.sleep(1.0)
     accelerator.end_training()
 
     # Publish (optional): model card with the run's summary.

@@ -201,9 +201,18 @@ def test_two_nodes_on_loopback_split_the_epoch_and_agree(tmp_path):
                    "--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no",
                    *recipe_command(out, *args)[1:]]
         # --cpu and --multi_gpu are exclusive in accelerate 1.15: ACCELERATE_USE_CPU selects gloo on CPU.
-        launches.append(subprocess.Popen(command, env=recipe_env(ACCELERATE_USE_CPU="1"),
-                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    outputs = [launch.communicate(timeout=240)[0] for launch in launches]
+        log = open(tmp_path / f"machine{machine_rank}.log", "w")
+        launches.append(subprocess.Popen(command, env=recipe_env(ACCELERATE_USE_CPU="1"), stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True))
+    try:
+        for launch in launches:
+            launch.wait(timeout=240)
+    finally:
+        for launch in launches:  # never leave a hung launcher (and its workers) behind
+            if launch.poll() is None:
+                os.killpg(launch.pid, signal.SIGKILL)
+                launch.wait()
+    outputs = [(tmp_path / f"machine{rank}.log").read_text() for rank in (0, 1)]
     assert [launch.returncode for launch in launches] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
     assert "effective batch 8 = 4 per device × 2 processes" in outputs[0]
 
