@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the embedded synthetic faces, on one CPU:
 #   MAE pretraining → conversion → curriculum fine-tuning → evaluation → prediction.
-# Usage: bash recipes/demo.sh [OUTPUT_DIR]      (default runs/demo; about 10 minutes on 2 cores)
+# Usage: bash recipes/demo.sh [OUTPUT_DIR]      (default runs/demo; about 2-3 minutes on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/demo}
