@@ -56,7 +56,10 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--prefetch-factor", type=int, default=4)
-    parser.add_argument("--num-images", type=int, default=256, help="distinct encoded images in the parquet")
+    parser.add_argument(
+        "--num-images", type=int, default=2048,
+        help="distinct encoded images in the parquet; small sets restart the workers every few steps (a new epoch)",
+    )
     parser.add_argument("--source-size", type=int, default=None, help="stored JPEG side (default 1.25 × image size)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--threads", type=int, default=None, help="torch threads of the training process")
