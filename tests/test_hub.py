@@ -167,6 +167,9 @@ import json, sys
 import numpy as np
 import torch
 from PIL import Image
+# A downstream user without cer_hf: block the package even where it is pip-installed (CI installs it),
+# so the model can only come from the repo's own remote code.
+sys.modules["cer_hf"] = None
 try:
     import cer_hf
 except ImportError:
