@@ -62,6 +62,24 @@ def interpolate_position_embeddings(position_embeddings: torch.Tensor, new_grid:
     return torch.cat([cls_row, grid.permute(0, 2, 3, 1).reshape(1, -1, dim)], dim=1)
 
 
+def mae_encoder_fields(mae_config: ViTMAEConfig, image_size: int | None = None) -> dict:
+    """The encoder fields of a new config built from an MAE config, `image_size` included (validated)."""
+    old_size = mae_config.image_size if isinstance(mae_config.image_size, int) else mae_config.image_size[0]
+    image_size = image_size or old_size
+    if image_size % mae_config.patch_size:
+        raise ValueError(f"--image-size {image_size} is not a multiple of the patch size {mae_config.patch_size}")
+    return {"image_size": image_size, **{field: getattr(mae_config, field) for field in ENCODER_FIELDS}}
+
+
+def mae_encoder_state(mae: ViTMAEModel, image_size: int) -> dict[str, torch.Tensor]:
+    """The MAE encoder's tensors under our `vit.` names, position embeddings resized to `image_size`."""
+    state = {f"vit.{name}": tensor for name, tensor in mae.state_dict().items()}
+    state["vit.embeddings.position_embeddings"] = interpolate_position_embeddings(
+        state["vit.embeddings.position_embeddings"], image_size // mae.config.patch_size
+    )
+    return state
+
+
 def convert_mae_model(
     mae: ViTMAEModel,
     *,
@@ -73,23 +91,9 @@ def convert_mae_model(
 
     `head_options` are further `ViTForCompoundExpressionConfig` fields (pooling, head_hidden_sizes, …).
     """
-    mae_config = mae.config
-    old_size = mae_config.image_size if isinstance(mae_config.image_size, int) else mae_config.image_size[0]
-    image_size = image_size or old_size
-    if image_size % mae_config.patch_size:
-        raise ValueError(f"--image-size {image_size} is not a multiple of the patch size {mae_config.patch_size}")
-    config = compound_config(
-        compound_set_name,
-        image_size=image_size,
-        **{field: getattr(mae_config, field) for field in ENCODER_FIELDS},
-        **head_options,
-    )
+    config = compound_config(compound_set_name, **mae_encoder_fields(mae.config, image_size), **head_options)
     model = ViTForCompoundExpression(config)
-    state = {f"vit.{name}": tensor for name, tensor in mae.state_dict().items()}
-    state["vit.embeddings.position_embeddings"] = interpolate_position_embeddings(
-        state["vit.embeddings.position_embeddings"], image_size // mae_config.patch_size
-    )
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing, unexpected = model.load_state_dict(mae_encoder_state(mae, config.image_size), strict=False)
     if unexpected or any(name.startswith("vit.") for name in missing):
         raise ValueError(f"MAE encoder does not match: missing {missing}, unexpected {unexpected}")
     return model

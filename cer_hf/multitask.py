@@ -341,24 +341,14 @@ class ViTForMultiTaskExpression(ViTForCompoundExpressionPreTrainedModel):
         Copies the tensors exactly (the same conversion as `cer_hf.convert.convert_mae_model`);
         heads are freshly initialised with `seed`. `config_fields` are further config options.
         """
-        from .convert import ENCODER_FIELDS, interpolate_position_embeddings, load_mae_encoder
+        from .convert import load_mae_encoder, mae_encoder_fields, mae_encoder_state
 
         if isinstance(mae, (str, Path)):
             mae = load_mae_encoder(mae)
-        mae_config = mae.config
-        old_size = mae_config.image_size if isinstance(mae_config.image_size, int) else mae_config.image_size[0]
-        image_size = image_size or old_size
-        if image_size % mae_config.patch_size:
-            raise ValueError(f"image_size {image_size} is not a multiple of the patch size {mae_config.patch_size}")
-        config = ViTMultiTaskExpressionConfig(
-            image_size=image_size, **{f: getattr(mae_config, f) for f in ENCODER_FIELDS}, **config_fields
-        )
+        config = ViTMultiTaskExpressionConfig(**mae_encoder_fields(mae.config, image_size), **config_fields)
         torch.manual_seed(seed)
         model = cls(config)
-        state = {f"vit.{name}": tensor for name, tensor in mae.state_dict().items()}
-        state["vit.embeddings.position_embeddings"] = interpolate_position_embeddings(
-            state["vit.embeddings.position_embeddings"], image_size // mae_config.patch_size
-        )
+        state = mae_encoder_state(mae, config.image_size)
         model._load_encoder_state(state, source="MAE encoder")
         return model
 
