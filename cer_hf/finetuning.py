@@ -26,10 +26,10 @@ from .curriculum import (
     CurriculumSchedule,
     LabelledImageDataset,
 )
+from .data.readers import NON_TARGET_LABELS, drop_unreadable_images, filter_targets, load_labelled_source
 from .mixing import CompoundMixer
 from .taxonomy import EMOTION_BASICS, compound_set, constituents, parse_label
 
-NON_TARGET_LABELS = ("Neutral", "Contempt", "Other")
 
 # ----------------------------------------------------------------------------- data sources
 
@@ -37,55 +37,21 @@ NON_TARGET_LABELS = ("Neutral", "Contempt", "Other")
 def load_source(spec: str, *, image_size: int | None = None, seed: int = 0):
     """Load a labelled source (`synthetic:basic:2000`, `imagefolder:/path`, `csv:/file.csv`, ...) as a `datasets.Dataset`.
 
-    The one call site for data: `cer_hf.data.readers.load_labelled_source` when available, else the
-    embedded synthetic generator. `image_size`/`seed` only apply to `synthetic:` specs.
+    The one call site for data (`cer_hf.data.readers.load_labelled_source`). Rows whose image
+    cannot be decoded are dropped and reported by file, so one corrupt file does not stop a run.
+    `image_size`/`seed` only apply to `synthetic:` specs.
     """
-    options = {}
-    if spec.startswith("synthetic:"):
-        options = {"seed": seed, **({"image_size": image_size} if image_size else {})}
-    try:
-        from .data.readers import load_labelled_source
-    except ImportError:
-        return _load_synthetic(spec, **options)
-    return load_labelled_source(spec, **options)
-
-
-def _load_synthetic(spec: str, **options):
-    scheme, _, rest = spec.partition(":")
-    parts = rest.split(":")
-    if scheme != "synthetic" or len(parts) != 2 or parts[0] not in ("basic", "compound", "all") or not parts[1].isdigit():
-        raise ValueError(
-            f"data source {spec!r}: only 'synthetic:basic|compound|all:<count>' is available "
-            "(cer_hf.data.readers, which reads imagefolder/csv/... sources, is not installed)"
-        )
-    from .data.synthetic import synthetic_dataset
-
-    return synthetic_dataset(int(parts[1]), kind=parts[0], **options)
+    options = {"seed": seed, **({"image_size": image_size} if image_size else {})} if spec.startswith("synthetic:") else {}
+    dataset = load_labelled_source(spec, **options)
+    if not spec.startswith("synthetic:"):  # generated images are always readable
+        dataset, _ = drop_unreadable_images(dataset, source=spec)  # logs what it skipped
+    return dataset
 
 
 def keep_targets(dataset, *, drop: Sequence[str] = NON_TARGET_LABELS, verbose: bool = True):
-    """Drop rows labelled Neutral/Contempt/Other (or unlabelled); returns `(dataset, dropped Counter)`.
-
-    Uses `cer_hf.data.readers.filter_targets` when available so the counts print the same way.
-    """
-    try:
-        from .data.readers import filter_targets
-    except ImportError:
-        filter_targets = None
-    if filter_targets is not None:
-        dataset, report = filter_targets(dataset, drop=drop, verbose=verbose)
-        return dataset, Counter(report.dropped)
-    drop_set = {parse_label(d) for d in drop}
-    keep, dropped = [], Counter()
-    for index, label in enumerate(dataset["label"]):
-        name = parse_label(label) if label else None
-        if name is None or name in drop_set:
-            dropped[name or "<missing>"] += 1
-        else:
-            keep.append(index)
-    if verbose and dropped:
-        print(f"dropped {sum(dropped.values())} rows: " + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())))
-    return (dataset if not dropped else dataset.select(keep)), dropped
+    """Drop rows labelled Neutral/Contempt/Other (or unlabelled); returns `(dataset, dropped Counter)`."""
+    dataset, report = filter_targets(dataset, drop=drop, verbose=verbose)
+    return dataset, Counter(report.dropped)
 
 
 def split_by_kind(dataset, label_space: Sequence[str] = EMOTION_BASICS):

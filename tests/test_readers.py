@@ -619,3 +619,26 @@ def test_hub_reader_on_a_local_dataset_folder(tmp_path):
     dataset = load_labelled_source(f"hub:{repo}:test", load_options={"cache_dir": str(tmp_path / "cache")})
     assert dataset["label"] == ["Fear", "Anger", "Fear"]
     assert dataset[0]["image"].getpixel((1, 1)) == (9, 9, 9)
+
+
+def test_drop_unreadable_images_reports_each_bad_file_and_keeps_the_rest(tmp_path):
+    from cer_hf.data.readers import drop_unreadable_images, read_image_folder
+
+    for label in ("happy", "sad"):
+        (tmp_path / label).mkdir()
+        for i in range(2):
+            Image.new("RGB", (12, 12), (40 * i, 90, 30)).save(tmp_path / label / f"{i}.png")
+    (tmp_path / "sad" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
+    truncated = tmp_path / "happy" / "truncated.jpg"
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(truncated)
+    truncated.write_bytes(truncated.read_bytes()[:200])
+    dataset = read_image_folder(tmp_path)
+    assert len(dataset) == 6
+
+    kept, report = drop_unreadable_images(dataset, source="fixture")
+    assert len(kept) == 4 and report.rows == 4
+    assert report.skipped["unreadable image"] == 2
+    examples = " ".join(report.examples["unreadable image"])
+    assert "corrupt.png" in examples and "truncated.jpg" in examples
+    assert sorted(kept["label"]) == ["Happiness", "Happiness", "Sadness", "Sadness"]
+    assert all(image.size == (12, 12) for image in kept["image"])

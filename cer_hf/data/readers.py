@@ -933,6 +933,34 @@ def filter_targets(
     return dataset.select(indices), report
 
 
+def drop_unreadable_images(dataset: datasets.Dataset, *, source: str = "dataset") -> tuple[datasets.Dataset, ReadReport]:
+    """Decode every image once and drop the rows whose image cannot be read; report each by file.
+
+    Readers store paths and decode lazily, so a corrupt or truncated file would otherwise stop
+    training at the batch that touches it. The skipped rows are counted under "unreadable image"
+    with the file names (and PIL's reason) as examples; nothing else is dropped.
+    """
+    from cer_hf.image_io import BadImageError, load_rgb_image
+
+    report = ReadReport(source)
+    raw = dataset.select_columns(["image"]).cast_column("image", datasets.Image(decode=False))
+    keep, index = [], 0
+    for batch in raw.iter(batch_size=256):
+        for image in batch["image"]:
+            name = image.get("path") or f"row {index}"
+            try:
+                load_rgb_image(image["bytes"] if image.get("bytes") else image["path"], name=name)
+                keep.append(index)
+            except BadImageError as error:
+                report.skip("unreadable image", f"{name} ({error.reason})")
+            index += 1
+    report.rows = len(keep)
+    if report.skipped:
+        report.log()
+        dataset = dataset.select(keep)
+    return dataset, report
+
+
 # ----------------------------------------------------------------------------- dispatcher
 
 
