@@ -37,7 +37,8 @@ from torch.utils.data import Dataset, Sampler
 from transformers import TrainerCallback
 
 from .mixing import CompoundMixer, compound_pairs
-from .taxonomy import EMOTION_BASICS, constituents, parse_label
+from .image_io import to_rgb
+from .taxonomy import EMOTION_BASICS, multi_hot, parse_label
 
 MODES = ("batch", "pool")
 BASIC, NATURAL, SYNTHESIZED = 0, 1, 2
@@ -129,25 +130,14 @@ def _rng(*keys: int) -> np.random.Generator:
 
 
 def _label_index(labels: list[str], label_space: tuple[str, ...]) -> list[torch.Tensor]:
-    return [torch.tensor(_multi_hot(label, label_space)) for label in labels]
-
-
-def _multi_hot(label: str, label_space: tuple[str, ...]) -> list[float]:
-    parts = constituents(label)
-    missing = [p for p in parts if p not in label_space]
-    if missing:
-        raise ValueError(
-            f"label {label!r} needs {', '.join(missing)}, outside the label space {list(label_space)}; "
-            "filter such samples (Neutral, Contempt, Other) first"
-        )
-    return [1.0 if name in parts else 0.0 for name in label_space]
+    return [torch.tensor(multi_hot(label, label_space)) for label in labels]
 
 
 def image_to_uint8(image, image_size: int) -> torch.Tensor:
     """A PIL image as a `(3, S, S)` uint8 tensor, resized (bilinear) to `image_size`."""
     from PIL import Image
 
-    image = image.convert("RGB")
+    image = to_rgb(image)
     if image.size != (image_size, image_size):
         image = image.resize((image_size, image_size), Image.BILINEAR)
     return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)

@@ -71,7 +71,6 @@ def evaluate_model(model_path: str, data: str, *, batch_size: int = 64, seed: in
     """Compound/basic F1 of a saved `ViTForCompoundExpression` on a source spec (metric module output)."""
     from transformers import AutoImageProcessor
 
-    import cer_hf  # noqa: F401  (registers the Auto classes)
     from .modeling_cer import ViTForCompoundExpression
 
     path = Path(model_path)

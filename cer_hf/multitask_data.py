@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .image_io import to_rgb
 from .multitask import AU_NAMES, EXPRESSION_NAMES, MISSING_AU, MISSING_EXPR, MISSING_VA
 from .taxonomy import BASIC_EXPRESSIONS, parse_label
 
@@ -69,9 +70,10 @@ def pixels_from_images(images: Sequence[Image.Image], image_size: int, mean=FACE
     """Resize (bilinear) and normalise PIL images into `(N, 3, image_size, image_size)` float pixels."""
     arrays = []
     for image in images:
+        image = to_rgb(image)
         if image.size != (image_size, image_size):
             image = image.resize((image_size, image_size), Image.BILINEAR)
-        arrays.append(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0)
+        arrays.append(np.asarray(image, dtype=np.float32) / 255.0)
     pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
     return (pixels - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
 

@@ -18,7 +18,7 @@ from PIL import Image
 from transformers import AutoImageProcessor
 
 from .hub import load_model
-from .image_io import load_rgb_image
+from .image_io import load_rgb_image, to_rgb
 from .modeling_cer import ViTForCompoundExpression
 
 
@@ -60,7 +60,7 @@ class CompoundExpressionPredictor:
         """Basic probabilities `(n, num_basics)` and compound scores `(n, num_compounds)` for the images."""
         probabilities, compound_scores = [], []
         for start in range(0, len(images), self.batch_size):
-            batch = [load_rgb_image(im) if not isinstance(im, Image.Image) else im.convert("RGB")
+            batch = [load_rgb_image(im) if not isinstance(im, Image.Image) else to_rgb(im)
                      for im in images[start : start + self.batch_size]]
             pixels = self.image_processor(batch, return_tensors="pt")["pixel_values"].to(self.device, self.dtype)
             output = self.model(pixels)

@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 from .faces import Face, FaceDetector, crop_face, make_detector, select_face
-from .image_io import BadImageError, load_rgb_image
+from .image_io import load_rgb_image
 from .smoothing import (
     SMOOTHING_METHODS,
     argmax_labels,

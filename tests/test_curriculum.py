@@ -272,3 +272,17 @@ def test_every_rank_sees_the_share_with_two_processes_and_workers(tmp_path):
         for seen, scheduled in zip(record["shares"], [0.0, 0.3, 1.0]):
             assert abs(seen - scheduled) <= 0.03, (rank, record["shares"])
         assert record["eval_num_compound"] == 21  # gathered from both ranks, padding dropped
+
+
+def test_images_of_any_mode_become_rgb_like_the_rest_of_the_toolkit():
+    from PIL import Image
+
+    from cer_hf.curriculum import image_to_uint8
+
+    # Transparent pixels composite on black (image_io.to_rgb); a plain convert("RGB") would keep their colour.
+    rgba = Image.new("RGBA", (8, 8), (200, 100, 50, 0))
+    assert image_to_uint8(rgba, 8).max().item() == 0
+    # 16-bit grayscale scales to 8 bits instead of saturating at white.
+    gray16 = Image.new("I;16", (8, 8), 256 * 100)
+    assert image_to_uint8(gray16, 8).unique().tolist() == [100]
+    assert image_to_uint8(Image.new("L", (4, 4), 7), 8).shape == (3, 8, 8)
