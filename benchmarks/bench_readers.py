@@ -15,8 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from cer_hf.data import affwild2
-from cer_hf.data.readers import read_fer2013, read_table
+from cer_hf.data.readers import affwild2
+from cer_hf.data.readers.fer2013 import read_fer2013
+from cer_hf.data.readers.files import read_table
 
 AU_HEADER = ",".join(affwild2.AU_NAMES)
 EXPR_HEADER = ",".join(affwild2.AFFWILD2_EXPR_LABELS)

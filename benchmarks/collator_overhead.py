@@ -22,18 +22,15 @@ import time
 import torch
 from torch.utils.data import DataLoader
 
-from cer_hf.augment import TrainAugment
-from cer_hf.convert import compound_config
-from cer_hf.curriculum import (
-    CurriculumCollator,
-    CurriculumDataset,
-    CurriculumSampler,
-    CurriculumSchedule,
-    LabelledImageDataset,
-)
+from cer_hf.curriculum.augment import TrainAugment
+from cer_hf.modeling.convert import compound_config
+from cer_hf.curriculum.collate import CurriculumCollator
+from cer_hf.curriculum.dataset import CurriculumDataset, CurriculumSchedule
+from cer_hf.curriculum.trainer import CurriculumSampler
+from cer_hf.data.labelled import LabelledImageDataset
 from cer_hf.data.synthetic import synthetic_dataset
-from cer_hf.mixing import CompoundMixer
-from cer_hf.modeling_cer import ViTForCompoundExpression
+from cer_hf.curriculum.mixing import CompoundMixer
+from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
 from cer_hf.presets import ENCODER_PRESETS
 
 

@@ -26,7 +26,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
@@ -37,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from transformers import ViTMAEForPreTraining  # noqa: E402
 
 from cer_hf.data.streams import FaceStream, collate_faces, pretraining_stream, single_threaded_worker  # noqa: E402
-from cer_hf.data.transforms import IMAGENET_MEAN, IMAGENET_STD, MAETrainTransform, normalize_pixels  # noqa: E402
+from cer_hf.image_io import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from cer_hf.data.transforms import MAETrainTransform, normalize_pixels  # noqa: E402
 from cer_hf.presets import ENCODER_PRESETS, mae_config  # noqa: E402
 from cer_hf.pretraining import epoch_batches, flops_per_image, mask_noise, param_groups  # noqa: E402
 

@@ -17,8 +17,8 @@ import time
 import numpy as np
 import torch
 
-from cer_hf.multitask import ViTForMultiTaskExpression, ViTMultiTaskExpressionConfig
-from cer_hf.multitask_data import (
+from cer_hf.extensions.multitask.modeling import ViTForMultiTaskExpression, ViTMultiTaskExpressionConfig
+from cer_hf.extensions.multitask.data import (
     FrameDataset,
     WindowDataset,
     group_videos,
@@ -26,7 +26,7 @@ from cer_hf.multitask_data import (
     synthetic_multitask_rows,
     synthetic_videos,
 )
-from cer_hf.multitask_train import fit, predict_frames, predict_videos, rows_class_weights, score
+from cer_hf.extensions.multitask.train import fit, predict_frames, predict_videos, rows_class_weights, score
 
 MICRO = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, image_size=32, patch_size=8)
 KEYS = ("f1_au", "f1_expr", "ccc_valence", "ccc_arousal", "P")
@@ -78,7 +78,7 @@ def table_a(seeds, args):
 
 
 def table_b(seeds, args):
-    """Progressive, as seed 004: a frame-level joint model first, then the same model continued on frames or with a
+    """Progressive, as Liu et al. (ABAW7 MTL): a frame-level joint model first, then the same model continued on frames or with a
     temporal module (no module / LSTM / Transformer, all initialised from it) on synthetic videos."""
     train = synthetic_videos(args.train_videos, args.video_frames, seed=200, missing_rate=0.1)
     test = synthetic_videos(args.test_videos, args.video_frames, seed=201)
@@ -115,10 +115,10 @@ def table_b(seeds, args):
 
 def table_c(seeds, args):
     """Labelled-only vs teacher/student pseudo-labelling (fixed threshold, FlexMatch, feedback) on basic expressions."""
-    from cer_hf.convert import compound_config
+    from cer_hf.modeling.convert import compound_config
     from cer_hf.data.synthetic import synthetic_sample
-    from cer_hf.modeling_cer import ViTForCompoundExpression
-    from cer_hf.pseudo_label import PseudoLabelConfig, macro_f1, predict_classes, pseudo_label_rounds, train_supervised
+    from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
+    from cer_hf.extensions.pseudo_label import PseudoLabelConfig, macro_f1, predict_classes, pseudo_label_rounds, train_supervised
     from cer_hf.taxonomy import EMOTION_BASICS
 
     def encoded(count, seed):
@@ -171,7 +171,7 @@ def table_c(seeds, args):
         ["setting", "macro F1", "pseudo-labels kept (last round)", "their accuracy", "seconds (teacher + rounds)"],
         rows)
     # Cost of the feedback term: student steps with and without it, back to back in this process.
-    from cer_hf.pseudo_label import train_student
+    from cer_hf.extensions.pseudo_label import train_student
 
     per_step = {False: [], True: []}
     for repeat in range(2):

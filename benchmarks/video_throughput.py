@@ -31,9 +31,9 @@ def build_predictor(preset: str, image_size: int, patch_size: int, batch_size: i
     """A random compound-expression model of the preset with a matching image processor."""
     from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
-    from cer_hf.convert import compound_config
-    from cer_hf.modeling_cer import ViTForCompoundExpression
-    from cer_hf.predict import CompoundExpressionPredictor
+    from cer_hf.modeling.convert import compound_config
+    from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
+    from cer_hf.inference.predictor import CompoundExpressionPredictor
     from cer_hf.presets import ENCODER_PRESETS
 
     torch.manual_seed(0)
@@ -67,8 +67,8 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args()
 
-    from cer_hf.faces import HaarFaceDetector, crop_face, select_face
-    from cer_hf.video import predict_video, read_video
+    from cer_hf.inference.faces import HaarFaceDetector, crop_face, select_face
+    from cer_hf.inference.video import predict_video, read_video
 
     if args.video:
         video = Path(args.video)

@@ -6,9 +6,10 @@ so `AutoModelForImageClassification.from_pretrained(path)` works without remote 
 
 from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
 
-from .configuration_cer import ViTForCompoundExpressionConfig
-from .modeling_cer import CompoundExpressionOutput, ViTForCompoundExpression
-from .multitask import ViTForMultiTaskExpression, ViTMultiTaskExpressionConfig  # registers with the Auto classes
+from cer_hf.extensions.multitask.modeling import ViTForMultiTaskExpression, ViTMultiTaskExpressionConfig  # registers with the Auto classes
+from cer_hf.inference.predictor import CompoundExpressionPredictor, CompoundPrediction
+from cer_hf.modeling.configuration_cer import ViTForCompoundExpressionConfig
+from cer_hf.modeling.modeling_cer import CompoundExpressionOutput, ViTForCompoundExpression
 
 __version__ = "0.1.0"
 
@@ -18,15 +19,6 @@ AutoModelForImageClassification.register(ViTForCompoundExpressionConfig, ViTForC
 # A pushed checkpoint then carries `auto_map` and loads with trust_remote_code where cer_hf is absent.
 ViTForCompoundExpressionConfig.register_for_auto_class()
 ViTForCompoundExpression.register_for_auto_class("AutoModelForImageClassification")
-
-
-def __getattr__(name: str):
-    # Lazy: the predictor pulls in image processing, which plain model use does not need.
-    if name in ("CompoundExpressionPredictor", "CompoundPrediction"):
-        from . import predict
-
-        return getattr(predict, name)
-    raise AttributeError(f"module 'cer_hf' has no attribute {name!r}")
 
 
 __all__ = [

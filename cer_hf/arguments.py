@@ -2,17 +2,64 @@
 
     model_args, train_args = parse_args((ModelArguments, TrainingArguments))
     # python recipe.py --config recipes/configs/tiny.yaml --learning_rate 3e-4
+
+One vocabulary across recipes and commands: `--model_preset`, `--mae_checkpoint`,
+`--model_name_or_path`, `--*_source` for data specs. Names used by earlier versions
+(`RENAMED_OPTIONS`) are refused with an error that names the new one.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import sys
 from pathlib import Path
 
 import yaml
 from transformers import HfArgumentParser
+
+
+# Option names of earlier versions → today's name (the same thing in every recipe).
+RENAMED_OPTIONS: dict[str, str] = {
+    "preset": "model_preset",
+    "mae_dir": "mae_checkpoint",
+    "data": "train_source",
+    "eval_data": "eval_source",
+    "unlabelled_data": "unlabelled_source",
+}
+
+
+def check_renamed(names, where: str = "") -> None:
+    """Raise `SystemExit` naming the new option when one of `names` (without dashes) is a retired option name."""
+    for name in names:
+        if name in RENAMED_OPTIONS:
+            raise SystemExit(f"{where}--{name} was renamed --{RENAMED_OPTIONS[name]}; use --{RENAMED_OPTIONS[name]}")
+
+
+class _CurrentStdout(logging.StreamHandler):
+    """A handler that writes to whatever `sys.stdout` is at the time of each message."""
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value):  # StreamHandler.__init__ assigns it; the live sys.stdout is used instead
+        pass
+
+
+def log_to_stdout(level: int = logging.INFO) -> None:
+    """Show the toolkit's progress messages (logger `cer_hf`) as plain lines on standard output.
+
+    Library modules log and never print; recipes and the `cer-hf` command call this once.
+    """
+    logger = logging.getLogger("cer_hf")
+    logger.setLevel(level)
+    if not any(isinstance(handler, _CurrentStdout) for handler in logger.handlers):
+        handler = _CurrentStdout()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
 
 
 def parse_args(dataclass_types, argv: list[str] | None = None) -> tuple:
@@ -21,6 +68,7 @@ def parse_args(dataclass_types, argv: list[str] | None = None) -> tuple:
     Unknown YAML keys raise an error naming the key and the file, so a typo never goes unnoticed.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    check_renamed(arg[2:].split("=")[0] for arg in argv if arg.startswith("--"))
     config_path = None
     if "--config" in argv:
         at = argv.index("--config")
@@ -36,6 +84,7 @@ def parse_args(dataclass_types, argv: list[str] | None = None) -> tuple:
         values = yaml.safe_load(path.read_text()) or {}
         if not isinstance(values, dict):
             raise SystemExit(f"--config {path}: expected a mapping of argument names to values")
+        check_renamed(values, where=f"--config {path}: ")
         known = {field.name for cls in dataclass_types for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

@@ -1,34 +1,29 @@
-"""The `cer-hf` command line: one subcommand per module that owns the feature."""
+"""The `cer-hf` command line: one subcommand per module of `cer_hf.commands`."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
-# Each module defines `register_cli(subparsers)`; imported lazily so `cer-hf --help` stays fast.
-COMMAND_MODULES = (
-    "cer_hf.convert",
-    "cer_hf.predict",
-    "cer_hf.data.readers",
-    "cer_hf.hub",
-    "cer_hf.video",
-    "cer_hf.evaluation",
-)
+from cer_hf.arguments import log_to_stdout
+from cer_hf.commands import convert, data, evaluate, evaluate_video, predict, push
+
+COMMANDS = (convert, predict, data, push, evaluate_video, evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
     parser = argparse.ArgumentParser(prog="cer-hf", description="compound facial expression recognition toolkit")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for module in COMMAND_MODULES:
-        importlib.import_module(module).register_cli(subparsers)
+    for command in COMMANDS:
+        command.register_cli(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `cer-hf` console script."""
     args = build_parser().parse_args(argv)
+    log_to_stdout()
     try:
         result = args.func(args)
     except (ValueError, FileNotFoundError) as error:

@@ -24,6 +24,13 @@ MICRO_DECODER = dict(
 )
 
 
+def encoder_preset(name: str) -> dict:
+    """The encoder fields of a named size; an unknown name is an error that names `--model_preset` and lists the sizes."""
+    if name not in ENCODER_PRESETS:
+        raise ValueError(f"--model_preset {name!r}: choose one of {', '.join(ENCODER_PRESETS)}")
+    return dict(ENCODER_PRESETS[name])
+
+
 def mae_config(
     preset: str,
     *,
@@ -34,10 +41,9 @@ def mae_config(
     **overrides,
 ) -> ViTMAEConfig:
     """A `ViTMAEConfig` for a named size, with the MAE paper's defaults (75% masking, norm-pix loss)."""
-    if preset not in ENCODER_PRESETS:
-        raise ValueError(f"unknown model preset {preset!r}; choose one of {', '.join(ENCODER_PRESETS)}")
+    encoder = encoder_preset(preset)
     decoder = MICRO_DECODER if preset == "micro" else MAE_DECODER
-    fields = {**ENCODER_PRESETS[preset], **decoder, **overrides}
+    fields = {**encoder, **decoder, **overrides}
     return ViTMAEConfig(
         image_size=image_size, patch_size=patch_size, mask_ratio=mask_ratio, norm_pix_loss=norm_pix_loss, **fields
     )

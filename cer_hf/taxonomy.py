@@ -1,4 +1,4 @@
-"""Expression labels: the basic expressions, the named compound sets and label parsing.
+"""Expression labels: basic expressions, named compound sets, label parsing, AU names, dataset label orders.
 
 Every label that enters the toolkit (a folder name, a CSV cell, a RAF-DB index already
 mapped to its name) goes through `parse_label`, so "happy", "HAPPINESS", "Happily_Surprised"
@@ -164,3 +164,51 @@ def multi_hot(label: str, label_space: tuple[str, ...] | list[str]) -> list[floa
             f"{list(label_space)}; filter such samples (e.g. Neutral) before encoding"
         )
     return [1.0 if name in parts else 0.0 for name in label_space]
+
+
+# ----------------------------------------------------------------------------- Action Units, dataset codes
+
+# The 12 Action Units annotated in Aff-Wild2 / ABAW, in the order of its label files and of every `aus` column.
+AU_NAMES: tuple[str, ...] = (
+    "AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26",
+)
+# Missing-label markers of the ABAW annotation files (and of every `aus`/`valence`/`arousal` column here).
+MISSING_AU = -1
+MISSING_EXPR = -1
+MISSING_VA = -5.0
+
+# Integer codes of the public datasets, in each dataset's own order (index = code).
+RAFDB_BASIC_LABELS: tuple[str, ...] = (  # codes 1..7
+    "Surprise", "Fear", "Disgust", "Happiness", "Sadness", "Anger", "Neutral",
+)
+RAFDB_COMPOUND_LABELS: tuple[str, ...] = tuple(c.name for c in compound_set("rafdb"))  # codes 1..11
+AFFECTNET_LABELS: tuple[str, ...] = (  # codes 0..7; 8, 9, 10 are not expressions
+    "Neutral", "Happiness", "Sadness", "Surprise", "Fear", "Disgust", "Anger", "Contempt",
+)
+AFFECTNET_NON_EXPRESSIONS: dict[int, str] = {8: "None", 9: "Uncertain", 10: "Non-Face"}
+FER2013_LABELS: tuple[str, ...] = (  # codes 0..6
+    "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Neutral",
+)
+AFFWILD2_EXPR_LABELS: tuple[str, ...] = (  # codes 0..7 (Aff-Wild2 EXPR files' header order)
+    "Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other",
+)
+CEXPRDB_LABELS: tuple[str, ...] = tuple(c.name for c in compound_set("abaw7"))  # codes 0..6
+
+# Labels kept / dropped by `filter_targets` unless told otherwise.
+TARGET_LABELS: tuple[str, ...] = (
+    *EMOTION_BASICS,
+    *dict.fromkeys(c.name for classes in COMPOUND_SETS.values() for c in classes),
+)
+NON_TARGET_LABELS: tuple[str, ...] = ("Neutral", "Contempt", "Other")
+
+# Named code tables for `label_names=` (CSV code columns, numbered class folders, ...).
+LABEL_CODES: dict[str, dict[int, str]] = {
+    "rafdb-basic": {i + 1: name for i, name in enumerate(RAFDB_BASIC_LABELS)},
+    "rafdb-compound": {i + 1: name for i, name in enumerate(RAFDB_COMPOUND_LABELS)},
+    "affectnet": dict(enumerate(AFFECTNET_LABELS)),
+    "fer2013": dict(enumerate(FER2013_LABELS)),
+    "affwild2": dict(enumerate(AFFWILD2_EXPR_LABELS)),
+    "cexprdb": dict(enumerate(CEXPRDB_LABELS)),
+}
+
+

@@ -22,8 +22,15 @@ from pathlib import Path
 from transformers import TrainingArguments
 
 from cer_hf.arguments import parse_args
-from cer_hf.curriculum import CurriculumSchedule
-from cer_hf.finetuning import CurriculumOptions, DataOptions, ModelOptions, build_curriculum_trainer
+from cer_hf.curriculum.build import (
+    CurriculumArguments,
+    DataArguments,
+    build_curriculum_trainer,
+    build_schedule,
+    training_overrides,
+)
+from cer_hf.curriculum.schedule import CurriculumSchedule
+from cer_hf.modeling.build import ModelArguments
 
 PAPER_TABLE_1 = [  # (exp, mixup, cutmix, paper P)
     (1, True, False, 0.6764),
@@ -40,7 +47,7 @@ PAPER_TABLE_2 = [  # (exp, epochs, compound shares, paper P); None: basic data o
 
 
 @dataclass
-class AblationOptions:
+class AblationArguments:
     """What to rerun and at which scale."""
 
     epoch_scale: float = field(default=0.4, metadata={"help": "multiply every stage's epochs (min 1 each)"})
@@ -54,7 +61,10 @@ def run_one(name, model_args, data_args, options, training_args, seed) -> float:
                                seed=seed, save_strategy="no", eval_strategy="no", report_to="none",
                                disable_tqdm=True, logging_steps=10**9)
     options = dataclasses.replace(options, evaluate_each_stage=False)
-    trainer, _ = build_curriculum_trainer(model_args, data_args, options, args, verbose=False)
+    schedule = build_schedule(options)
+    for key, value in training_overrides(args, options, schedule).items():
+        setattr(args, key, value)
+    trainer = build_curriculum_trainer(model_args, data_args, options, args, schedule).trainer
     trainer.train()
     metrics = trainer.evaluate()
     return float(metrics["eval_compound_macro_f1"])
@@ -63,13 +73,13 @@ def run_one(name, model_args, data_args, options, training_args, seed) -> float:
 def main(argv: list[str] | None = None) -> dict:
     # Arguments: the base recipe's plus the ablation's own.
     model_args, data_args, base, training_args, ablation = parse_args(
-        (ModelOptions, DataOptions, CurriculumOptions, TrainingArguments, AblationOptions), argv
+        (ModelArguments, DataArguments, CurriculumArguments, TrainingArguments, AblationArguments), argv
     )
     if not data_args.eval_source:
         raise ValueError("--eval_source is needed: the ablation reports the compound macro F1")
     results: dict[str, float] = {}
 
-    def measure(name: str, options: CurriculumOptions) -> float:
+    def measure(name: str, options: CurriculumArguments) -> float:
         if name not in results:
             scores = [run_one(name, model_args, data_args, options, training_args, s) for s in ablation.seeds]
             results[name] = sum(scores) / len(scores)

@@ -18,29 +18,47 @@ from __future__ import annotations
 
 from transformers import TrainingArguments
 
-from cer_hf.arguments import parse_args, save_args
-from cer_hf.finetuning import (
-    CurriculumOptions,
-    DataOptions,
-    ModelOptions,
+from cer_hf.arguments import log_to_stdout, parse_args, save_args
+from cer_hf.curriculum.build import (
+    CurriculumArguments,
+    DataArguments,
     build_curriculum_trainer,
+    build_schedule,
+    effective_batch_size,
     finish_run,
+    training_overrides,
 )
+from cer_hf.modeling.build import ModelArguments
 
 
 def main(argv: list[str] | None = None) -> dict:
-    # Arguments: YAML defaults, command line overrides.
+    log_to_stdout()
+    # Arguments: YAML defaults, command line overrides; the schedule and mixing options are checked first.
     model_args, data_args, curriculum_args, training_args = parse_args(
-        (ModelOptions, DataOptions, CurriculumOptions, TrainingArguments), argv
+        (ModelArguments, DataArguments, CurriculumArguments, TrainingArguments), argv
     )
-    # Trainer, model, curriculum data and callbacks (validated before anything trains).
-    trainer, context = build_curriculum_trainer(model_args, data_args, curriculum_args, training_args)
-    if training_args.process_index == 0:
+    schedule = build_schedule(curriculum_args)
+
+    # What the curriculum sets in TrainingArguments (schedule length, columns, lr rule), applied here in view.
+    push_to_hub = bool(training_args.push_to_hub)
+    overrides = training_overrides(training_args, curriculum_args, schedule)
+    for name, value in overrides.items():
+        setattr(training_args, name, value)
+    main_process = training_args.process_index == 0
+    if main_process:
+        base = curriculum_args.base_learning_rate
+        print(f"[optim] effective batch {effective_batch_size(training_args)}; lr {training_args.learning_rate:g}"
+              + (f" (base lr {base:g} x {effective_batch_size(training_args)}/256)" if base is not None else ""),
+              flush=True)
+
+    # Model, curriculum data, collator and trainer.
+    run = build_curriculum_trainer(model_args, data_args, curriculum_args, training_args, schedule)
+    if main_process:
         save_args((model_args, data_args, curriculum_args, training_args), training_args.output_dir)
     # Train through the stages; resume with --resume_from_checkpoint.
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    run.trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     # Final evaluation, save model + image processor + metrics, optionally publish.
-    return finish_run(trainer, context, push_to_hub=context["push_to_hub"], hub_model_id=training_args.hub_model_id)
+    return finish_run(run, push_to_hub=push_to_hub, hub_model_id=training_args.hub_model_id)
 
 
 if __name__ == "__main__":

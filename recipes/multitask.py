@@ -1,4 +1,4 @@
-"""Multi-task AU / expression / valence-arousal training (ABAW MTL track; seed 004 sec. 3.2, 3.4).
+"""Multi-task AU / expression / valence-arousal training (ABAW MTL track; Liu et al., ABAW7, sec. 3.2, 3.4).
 
 Single-task or joint (λ per task; a task with λ = 0 is not trained), optional feature fusion
 from frozen single-task checkpoints, optional temporal module over frame windows. Defaults train
@@ -7,8 +7,8 @@ on the embedded synthetic faces, so it runs anywhere with no data:
     accelerate launch --num_processes 1 --cpu recipes/multitask.py --config recipes/configs/multitask_tiny.yaml
     python recipes/multitask.py --config recipes/configs/multitask_tiny.yaml --lambda_expr 0 --lambda_va 0  # AU only
     python recipes/multitask.py --config recipes/configs/multitask_temporal_tiny.yaml  # LSTM over synthetic videos
-    python recipes/multitask.py --data affwild2-mtl:/data/affwild2 --eval_data affwild2-mtl:/data/affwild2:val \
-        --mae_dir outputs/mae --image_size 224 --patch_size 16
+    python recipes/multitask.py --train_source affwild2-mtl:/data/affwild2 --eval_source affwild2-mtl:/data/affwild2:val \
+        --mae_checkpoint outputs/mae --image_size 224 --patch_size 16
 
 Outputs in --output_dir: the model (safetensors + config), resolved_args.json, metrics.json.
 """
@@ -24,9 +24,9 @@ import torch
 from accelerate import Accelerator
 
 from cer_hf.arguments import parse_args, save_args
-from cer_hf.multitask import ViTForMultiTaskExpression, ViTMultiTaskExpressionConfig
-from cer_hf.multitask_data import FrameDataset, WindowDataset, group_videos, load_rows, without_images
-from cer_hf.multitask_train import fit, predict_frames, predict_videos, rows_class_weights, score
+from cer_hf.extensions.multitask.modeling import ViTForMultiTaskExpression, ViTMultiTaskExpressionConfig
+from cer_hf.extensions.multitask.data import FrameDataset, WindowDataset, group_videos, load_rows, without_images
+from cer_hf.extensions.multitask.train import fit, predict_frames, predict_videos, rows_class_weights, score
 from cer_hf.presets import ENCODER_PRESETS
 
 
@@ -34,8 +34,8 @@ from cer_hf.presets import ENCODER_PRESETS
 class ModelArguments:
     """Model: encoder source, task weights, fusion and temporal options."""
 
-    mae_dir: str | None = field(default=None, metadata={"help": "MAE checkpoint whose encoder initialises the model"})
-    preset: str = field(default="micro", metadata={"help": "encoder size when not converting an MAE checkpoint"})
+    mae_checkpoint: str | None = field(default=None, metadata={"help": "MAE checkpoint whose encoder initialises the model"})
+    model_preset: str = field(default="micro", metadata={"help": "encoder size when not converting an MAE checkpoint"})
     image_size: int = 32
     patch_size: int = 8
     pooling: str = "mean"
@@ -57,8 +57,8 @@ class ModelArguments:
 class DataArguments:
     """Data: 'synthetic' (default) or a readers spec such as 'affwild2-mtl:/root'."""
 
-    data: str = "synthetic"
-    eval_data: str = "synthetic"
+    train_source: str = "synthetic"
+    eval_source: str = "synthetic"
     num_train: int = field(default=1200, metadata={"help": "training frames (synthetic: generated; else: first N, 0 = all)"})
     num_eval: int = 400
     missing_rate: float = field(default=0.1, metadata={"help": "synthetic: share of rows with each task's label hidden"})
@@ -99,10 +99,10 @@ def main(argv=None):
     videos = data_args.videos or temporal
 
     # Data: rows in the toolkit schema; videos grouped by video_id for temporal training.
-    train_rows = load_rows(data_args.data, num_samples=data_args.num_train, seed=data_args.data_seed,
+    train_rows = load_rows(data_args.train_source, num_samples=data_args.num_train, seed=data_args.data_seed,
                            image_size=model_args.image_size, missing_rate=data_args.missing_rate, videos=videos,
                            num_frames=data_args.frames_per_video)
-    eval_rows = load_rows(data_args.eval_data, num_samples=data_args.num_eval, seed=data_args.data_seed + 1,
+    eval_rows = load_rows(data_args.eval_source, num_samples=data_args.num_eval, seed=data_args.data_seed + 1,
                           image_size=model_args.image_size, missing_rate=0.0, videos=videos,
                           num_frames=data_args.frames_per_video)
     if temporal:
@@ -124,16 +124,16 @@ def main(argv=None):
         temporal_stride=model_args.temporal_stride,
         **(rows_class_weights(train_rows) if model_args.class_weighting else {}),
     )
-    if model_args.mae_dir:
-        model = ViTForMultiTaskExpression.from_mae(model_args.mae_dir, image_size=model_args.image_size,
+    if model_args.mae_checkpoint:
+        model = ViTForMultiTaskExpression.from_mae(model_args.mae_checkpoint, image_size=model_args.image_size,
                                                    seed=train_args.seed, **fields)
     else:
-        if model_args.preset not in ENCODER_PRESETS:
-            raise SystemExit(f"--preset {model_args.preset!r}: choose one of {', '.join(ENCODER_PRESETS)}")
+        if model_args.model_preset not in ENCODER_PRESETS:
+            raise SystemExit(f"--model_preset {model_args.model_preset!r}: choose one of {', '.join(ENCODER_PRESETS)}")
         torch.manual_seed(train_args.seed)
         model = ViTForMultiTaskExpression(ViTMultiTaskExpressionConfig(
             image_size=model_args.image_size, patch_size=model_args.patch_size,
-            **ENCODER_PRESETS[model_args.preset], **fields))
+            **ENCODER_PRESETS[model_args.model_preset], **fields))
     checkpoints = {k: v[0] for k, v in parse_mapping(model_args.fusion_checkpoints, "fusion_checkpoints").items()}
     for source in model.config.fusion_sources:
         if source not in checkpoints:

@@ -35,7 +35,8 @@ from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPi
 
 from cer_hf.arguments import parse_args, save_args
 from cer_hf.data.streams import FaceStream, collate_faces, pretraining_stream, single_threaded_worker
-from cer_hf.data.transforms import MAETrainTransform, normalization, normalize_pixels
+from cer_hf.data.transforms import MAETrainTransform, normalize_pixels
+from cer_hf.image_io import normalization
 from cer_hf.presets import mae_config
 from cer_hf.pretraining import (
     CheckpointManager, NonFiniteLossError, RankState, epoch_batches, format_counts, lr_at_step, mask_noise,
@@ -300,7 +301,7 @@ def main(argv=None):
     if train_args.push_to_hub and accelerator.is_main_process:
         if not train_args.hub_model_id:
             raise SystemExit("--push_to_hub needs --hub_model_id")
-        from cer_hf.hub import publish
+        from cer_hf.hub.publish import publish
 
         url = publish(
             train_args.output_dir, train_args.hub_model_id, private=train_args.hub_private, card="mae",

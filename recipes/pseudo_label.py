@@ -1,4 +1,4 @@
-"""Semi-supervised teacher/student pseudo-labelling for expression classification (seed 003 sec. 3.2-3.3).
+"""Semi-supervised teacher/student pseudo-labelling for expression classification (Yu et al., ABAW6, sec. 3.2-3.3).
 
 A teacher trained on a few class-balanced labelled faces labels a stream of unlabelled faces;
 students train on the confident pseudo-labels plus the labelled data and become the next
@@ -23,11 +23,11 @@ import torch
 from accelerate import Accelerator
 
 from cer_hf.arguments import parse_args, save_args
-from cer_hf.convert import compound_config, convert_mae_model, load_mae_encoder
-from cer_hf.modeling_cer import ViTForCompoundExpression
-from cer_hf.multitask_data import pixels_from_images
+from cer_hf.modeling.convert import compound_config, convert_mae_model, load_mae_encoder
+from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
+from cer_hf.extensions.multitask.data import pixels_from_images
 from cer_hf.presets import ENCODER_PRESETS
-from cer_hf.pseudo_label import PseudoLabelConfig, macro_f1, predict_classes, pseudo_label_rounds, train_supervised
+from cer_hf.extensions.pseudo_label import PseudoLabelConfig, macro_f1, predict_classes, pseudo_label_rounds, train_supervised
 from cer_hf.taxonomy import EMOTION_BASICS, compound_set, parse_label
 
 
@@ -35,8 +35,8 @@ from cer_hf.taxonomy import EMOTION_BASICS, compound_set, parse_label
 class ModelArguments:
     """The model every teacher and student starts from."""
 
-    mae_dir: str | None = field(default=None, metadata={"help": "MAE checkpoint to convert (else a fresh preset)"})
-    preset: str = "micro"
+    mae_checkpoint: str | None = field(default=None, metadata={"help": "MAE checkpoint to convert (else a fresh preset)"})
+    model_preset: str = "micro"
     image_size: int = 32
     patch_size: int = 8
     compound_set: str = "abaw7"
@@ -46,9 +46,9 @@ class ModelArguments:
 class DataArguments:
     """Labelled, unlabelled and evaluation faces ('synthetic' or a readers spec)."""
 
-    data: str = "synthetic"
-    unlabelled_data: str = "synthetic"
-    eval_data: str = "synthetic"
+    train_source: str = "synthetic"
+    unlabelled_source: str = "synthetic"
+    eval_source: str = "synthetic"
     labelled_per_class: int = field(default=8, metadata={"help": "labelled faces kept per class"})
     num_unlabelled: int = 2000
     num_eval: int = 600
@@ -78,9 +78,9 @@ def rows_from(spec: str, split_seed: int, kind: str, compound_set_name: str, cou
                                   image_size=image_size, seed=split_seed, num_shards=4)
         return list(islice(stream, count))
     try:
-        from cer_hf.data.readers import load_labelled_source
+        from cer_hf.data.labelled import load_labelled_source
     except ImportError as error:
-        raise SystemExit(f"--data {spec!r}: dataset readers are not available ({error})") from None
+        raise SystemExit(f"--train_source {spec!r}: dataset readers are not available ({error})") from None
     return list(islice(load_labelled_source(spec), count))
 
 
@@ -111,14 +111,14 @@ def main(argv=None):
 
     # Data: a few labelled faces per class, a stream of unlabelled faces, a held-out evaluation set.
     size = model_args.image_size
-    labelled_rows = rows_from(data_args.data, data_args.data_seed, config.task, model_args.compound_set,
+    labelled_rows = rows_from(data_args.train_source, data_args.data_seed, config.task, model_args.compound_set,
                               data_args.labelled_per_class * len(classes) * 4, size)
     pixels, labels = labelled_tensors(labelled_rows, classes, data_args.labelled_per_class, size)
-    unlabelled_rows = rows_from(data_args.unlabelled_data, data_args.data_seed + 1, config.task,
+    unlabelled_rows = rows_from(data_args.unlabelled_source, data_args.data_seed + 1, config.task,
                                 model_args.compound_set, data_args.num_unlabelled, size)
     unlabelled = pixels_from_images([row["image"] for row in unlabelled_rows], size)
     eval_pixels, eval_labels = labelled_tensors(
-        rows_from(data_args.eval_data, data_args.data_seed + 2, config.task, model_args.compound_set,
+        rows_from(data_args.eval_source, data_args.data_seed + 2, config.task, model_args.compound_set,
                   data_args.num_eval, size), classes, None, size)
     print(f"{len(labels)} labelled ({data_args.labelled_per_class}/class over {len(classes)} {config.task} classes), "
           f"{len(unlabelled)} unlabelled, {len(eval_labels)} evaluation faces; lr {config.learning_rate} "
@@ -126,17 +126,17 @@ def main(argv=None):
           f"unlabelled per step")
 
     # Model factory: every teacher/student starts from the same encoder (MAE conversion or a seeded preset).
-    mae = load_mae_encoder(model_args.mae_dir) if model_args.mae_dir else None
+    mae = load_mae_encoder(model_args.mae_checkpoint) if model_args.mae_checkpoint else None
 
     def make_model(seed: int) -> ViTForCompoundExpression:
         torch.manual_seed(seed)
         if mae is not None:
             return convert_mae_model(mae, compound_set_name=model_args.compound_set, image_size=size)
-        if model_args.preset not in ENCODER_PRESETS:
-            raise SystemExit(f"--preset {model_args.preset!r}: choose one of {', '.join(ENCODER_PRESETS)}")
+        if model_args.model_preset not in ENCODER_PRESETS:
+            raise SystemExit(f"--model_preset {model_args.model_preset!r}: choose one of {', '.join(ENCODER_PRESETS)}")
         return ViTForCompoundExpression(compound_config(
             model_args.compound_set, image_size=size, patch_size=model_args.patch_size,
-            **ENCODER_PRESETS[model_args.preset]))
+            **ENCODER_PRESETS[model_args.model_preset]))
 
     metrics = {}
     start = time.time()

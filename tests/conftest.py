@@ -31,7 +31,7 @@ TINY_ENCODER = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, 
 @pytest.fixture
 def tiny_cer_config():
     """A 32-px, hidden-32 compound-expression config (ABAW7 compounds over the six basics)."""
-    from cer_hf.convert import compound_config
+    from cer_hf.modeling.convert import compound_config
 
     return compound_config("abaw7", image_size=32, patch_size=8, head_hidden_sizes=[16], **TINY_ENCODER)
 

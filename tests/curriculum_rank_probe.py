@@ -9,18 +9,15 @@ from pathlib import Path
 import torch
 from transformers import TrainingArguments
 
-from cer_hf.convert import compound_config
-from cer_hf.curriculum import (
-    CurriculumCallback,
-    CurriculumCollator,
-    CurriculumDataset,
-    CurriculumSchedule,
-    LabelledImageDataset,
-)
+from cer_hf.modeling.convert import compound_config
+from cer_hf.curriculum.trainer import CurriculumCallback
+from cer_hf.curriculum.collate import CurriculumCollator
+from cer_hf.curriculum.dataset import CurriculumDataset, CurriculumSchedule
+from cer_hf.data.labelled import LabelledImageDataset
 from cer_hf.data.synthetic import synthetic_dataset
-from cer_hf.finetuning import CurriculumTrainer, compound_metrics_fn, keep_logits
-from cer_hf.mixing import CompoundMixer
-from cer_hf.modeling_cer import ViTForCompoundExpression
+from cer_hf.curriculum.build import CurriculumTrainer, compound_metrics_fn, keep_logits
+from cer_hf.curriculum.mixing import CompoundMixer
+from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
 
 
 def main(out: str) -> None:

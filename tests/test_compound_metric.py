@@ -5,8 +5,8 @@ import pytest
 from sklearn.metrics import f1_score
 from transformers import EvalPrediction
 
-from cer_hf.evaluation import load_compound_metric
-from cer_hf.finetuning import compound_metrics_fn
+from cer_hf.evaluation.images import load_compound_metric
+from cer_hf.curriculum.build import compound_metrics_fn
 from cer_hf.taxonomy import EMOTION_BASICS, compound_set
 
 COMPOUNDS = compound_set("abaw7")

@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import ViTMAEModel
 
-from cer_hf.convert import convert_mae_checkpoint
+from cer_hf.modeling.convert import convert_mae_checkpoint
 
 
 def mae_hidden_states(mae_dir, pixels, interpolate=False):

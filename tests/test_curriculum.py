@@ -5,19 +5,14 @@ import pytest
 import torch
 from transformers import TrainingArguments
 
-from cer_hf.augment import TrainAugment
-from cer_hf.curriculum import (
-    BASIC,
-    NATURAL,
-    SYNTHESIZED,
-    CurriculumCollator,
-    CurriculumDataset,
-    CurriculumSchedule,
-)
+from cer_hf.curriculum.augment import TrainAugment
+from cer_hf.curriculum.dataset import BASIC, CurriculumDataset, CurriculumSchedule, NATURAL, SYNTHESIZED
+from cer_hf.curriculum.collate import CurriculumCollator
 from cer_hf.data.synthetic import synthetic_dataset
-from cer_hf.finetuning import CurriculumTrainer, layerwise_lr_groups
-from cer_hf.mixing import CompoundMixer, compound_pairs
-from cer_hf.modeling_cer import ViTForCompoundExpression
+from cer_hf.curriculum.build import CurriculumTrainer
+from cer_hf.curriculum.trainer import layerwise_lr_groups
+from cer_hf.curriculum.mixing import CompoundMixer, compound_pairs
+from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
 from cer_hf.taxonomy import EMOTION_BASICS
 
 
@@ -185,7 +180,7 @@ def _trainer(tmp_path, rows, config, schedule, **extra):
     )
     collator = CurriculumCollator(mixer=CompoundMixer(), augment=TrainAugment())
     trainer = CurriculumTrainer(model=model, args=args, train_dataset=dataset, data_collator=collator)
-    from cer_hf.curriculum import CurriculumCallback
+    from cer_hf.curriculum.trainer import CurriculumCallback
 
     trainer.add_callback(CurriculumCallback(schedule, evaluate_each_stage=False))
     return trainer, LabelRecorder(model), len(dataset) // 8
@@ -233,10 +228,10 @@ def test_resume_in_the_middle_of_stage_three(tmp_path, basic_rows, tiny_cer_conf
 
 
 def test_rows_split_into_basics_and_any_compound_and_eval_keeps_the_set():
-    from cer_hf.finetuning import keep_evaluated, keep_targets, split_by_kind
+    from cer_hf.curriculum.build import keep_evaluated, keep_targets, split_by_kind
 
     rows = synthetic_dataset(44, kind="all", compound_set="rafdb", include_neutral=True, image_size=16, seed=0)
-    rows, dropped = keep_targets(rows, verbose=False)
+    rows, dropped = keep_targets(rows)
     assert set(dropped) == {"Neutral"}
     basic, compound = split_by_kind(rows)
     assert set(basic["label"]) <= set(EMOTION_BASICS) and "Happily Disgusted" in set(compound["label"])
@@ -277,7 +272,7 @@ def test_every_rank_sees_the_share_with_two_processes_and_workers(tmp_path):
 def test_images_of_any_mode_become_rgb_like_the_rest_of_the_toolkit():
     from PIL import Image
 
-    from cer_hf.curriculum import image_to_uint8
+    from cer_hf.image_io import image_to_uint8
 
     # Transparent pixels composite on black (image_io.to_rgb); a plain convert("RGB") would keep their colour.
     rgba = Image.new("RGBA", (8, 8), (200, 100, 50, 0))

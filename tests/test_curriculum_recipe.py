@@ -52,7 +52,7 @@ def test_bad_schedule_fails_before_training(tmp_path):
 
 
 def test_accelerate_launch_from_a_converted_checkpoint_then_cer_hf_evaluate(tmp_path, tiny_mae_dir):
-    from cer_hf.convert import convert_mae_checkpoint
+    from cer_hf.modeling.convert import convert_mae_checkpoint
 
     convert_mae_checkpoint(tiny_mae_dir, tmp_path / "converted")
     out = tmp_path / "run"
@@ -81,10 +81,10 @@ def test_cer_hf_evaluate_reports_a_missing_model(tmp_path):
 
 
 def test_push_to_hub_publishes_the_output_dir_with_its_metrics(tmp_path, monkeypatch):
-    import cer_hf.hub
+    import cer_hf.curriculum.build
 
     calls = []
-    monkeypatch.setattr(cer_hf.hub, "publish", lambda *args, **kwargs: calls.append((args, kwargs)) or "commit")
+    monkeypatch.setattr(cer_hf.curriculum.build, "publish", lambda *args, **kwargs: calls.append((args, kwargs)) or "commit")
     out = tmp_path / "run"
     _recipe().main(["--config", str(MICRO), "--output_dir", str(out), "--push_to_hub", "true",
                     "--hub_model_id", "someone/cer-micro", "--evaluate_each_stage", "false", *SMALL])

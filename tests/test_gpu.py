@@ -5,7 +5,7 @@ import torch
 from transformers import ViTMAEForPreTraining
 
 from cer_hf import ViTForCompoundExpression
-from cer_hf.convert import compound_config, convert_mae_model
+from cer_hf.modeling.convert import compound_config, convert_mae_model
 from cer_hf.presets import mae_config
 
 pytestmark = pytest.mark.gpu

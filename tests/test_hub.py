@@ -71,8 +71,8 @@ def big_checkpoint(tmp_path_factory):
     with the run's metrics and arguments, a fixed input and the model's outputs on it."""
     from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
-    from cer_hf.convert import compound_config
-    from cer_hf.modeling_cer import ViTForCompoundExpression
+    from cer_hf.modeling.convert import compound_config
+    from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
 
     folder = tmp_path_factory.mktemp("big") / "checkpoint"
     torch.manual_seed(0)
@@ -145,7 +145,7 @@ def test_push_uploads_weights_by_lfs_and_commits_the_repo(pushed, big_checkpoint
         "AutoModelForImageClassification": "modeling_cer.ViTForCompoundExpression",
     }
     for name in ("configuration_cer.py", "modeling_cer.py"):
-        assert server.file_content(REPO, name, BRANCH) == (REPO_ROOT / "cer_hf" / name).read_bytes()
+        assert server.file_content(REPO, name, BRANCH) == (REPO_ROOT / "cer_hf" / "modeling" / name).read_bytes()
     assert json.loads(server.file_content(REPO, "preprocessor_config.json", BRANCH))["size"] == {"height": 32, "width": 32}
     assert json.loads(server.file_content(REPO, "metrics.json", BRANCH)) == METRICS
 
@@ -230,7 +230,7 @@ def test_downstream_loads_with_remote_code_without_cer_hf(downloaded, pushed):
 CER_HF_CHILD = r"""
 import contextlib, io, json, sys
 from cer_hf.cli import main
-from cer_hf.hub import UnsafeWeightsError, load_model
+from cer_hf.hub.loading import UnsafeWeightsError, load_model
 
 repo, revision, image, out = sys.argv[1:5]
 table = io.StringIO()
@@ -271,8 +271,8 @@ def test_predict_cli_safe_loader_and_pickle_refusal_with_hub_repo_ids(pushed, bi
     np.testing.assert_allclose([float(v) for v in values[2:]], expected, atol=1e-3)
 
     # The safe loader gives cer_hf's own class (no remote code) ...
-    assert (report["module"], report["hidden"]) == ("cer_hf.modeling_cer", 512)
-    assert report["auto_module"] == "cer_hf.modeling_cer"
+    assert (report["module"], report["hidden"]) == ("cer_hf.modeling.modeling_cer", 512)
+    assert report["auto_module"] == "cer_hf.modeling.modeling_cer"
     # ... and refuses a pickle-only repo from its file list, before downloading anything.
     assert report["refusal"].startswith("tester/pickled holds only pickled weights (pytorch_model.bin)")
     assert "arbitrary code" in report["refusal"]
@@ -291,7 +291,7 @@ def test_offline_load_from_the_cache_after_the_server_stops(downloaded, pushed):
     assert result.returncode == 0, result.stderr[-4000:]
     check_child_outputs(downloaded["inputs"], "offline")
     # cer_hf's safe loader cannot list the repo offline; it loads from the cache with use_safetensors=True.
-    code = f"from cer_hf.hub import load_model; print(load_model({REPO!r}, revision={BRANCH!r}).config.hidden_size)"
+    code = f"from cer_hf.hub.loading import load_model; print(load_model({REPO!r}, revision={BRANCH!r}).config.hidden_size)"
     env = hub_env(pushed["server"], downloaded["home"], offline=True)
     loaded = run([sys.executable, "-c", code], env)
     assert loaded.returncode == 0 and loaded.stdout.split()[-1] == "512", loaded.stderr[-3000:]
@@ -334,8 +334,8 @@ json.dump(results, open(out, "w"))
 def failed_pushes(tmp_path_factory):
     """`cer-hf push` of a small checkpoint to four repos of one server, each failing a different way
     (one child process runs the four pushes, to keep the test fast)."""
-    from cer_hf.convert import compound_config
-    from cer_hf.modeling_cer import ViTForCompoundExpression
+    from cer_hf.modeling.convert import compound_config
+    from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
 
     folder = tmp_path_factory.mktemp("failing") / "checkpoint"
     torch.manual_seed(0)
@@ -388,7 +388,7 @@ def test_push_again_after_a_failed_commit(failed_pushes):
 
 @pytest.fixture
 def small_checkpoint(tmp_path, tiny_cer_config):
-    from cer_hf.modeling_cer import ViTForCompoundExpression
+    from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
 
     torch.manual_seed(0)
     folder = tmp_path / "small"
@@ -397,7 +397,8 @@ def small_checkpoint(tmp_path, tiny_cer_config):
 
 
 def test_pickles_are_refused_when_publishing_and_loading_locally(small_checkpoint, tmp_path):
-    from cer_hf.hub import UnsafeWeightsError, load_model, stage_checkpoint
+    from cer_hf.hub.loading import UnsafeWeightsError, load_model
+    from cer_hf.hub.publish import stage_checkpoint
 
     (small_checkpoint / "pytorch_model.bin").write_bytes(b"pickle")
     with pytest.raises(UnsafeWeightsError, match="pytorch_model.bin.*safetensors only"):
@@ -408,7 +409,7 @@ def test_pickles_are_refused_when_publishing_and_loading_locally(small_checkpoin
 
 
 def test_stage_checkpoint_is_read_only_and_mae_card(small_checkpoint, tiny_mae_dir, tmp_path):
-    from cer_hf.hub import stage_checkpoint
+    from cer_hf.hub.publish import stage_checkpoint
 
     for name in ("training_args.bin", "optimizer.pt", "rng_state.pth"):  # Trainer state: skipped, not refused
         (small_checkpoint / name).write_bytes(b"pickle")
@@ -451,7 +452,7 @@ def test_round_trip_on_the_real_hub(small_checkpoint, tmp_path):
     script = textwrap.dedent(f"""
         import numpy as np, torch
         from huggingface_hub import HfApi
-        from cer_hf.hub import publish, load_model
+        from cer_hf.hub.publish import publish, load_model
         api = HfApi()
         repo = api.whoami()["name"] + "/cer-hf-test-{uuid.uuid4().hex[:8]}"
         try:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from cer_hf.mixing import CompoundMixer, compound_pairs
+from cer_hf.curriculum.mixing import CompoundMixer, compound_pairs
 from cer_hf.taxonomy import EMOTION_BASICS, compound_from_basics, compound_set
 
 HAPPY, SURPRISE = EMOTION_BASICS.index("Happiness"), EMOTION_BASICS.index("Surprise")

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from cer_hf.multitask import (
+from cer_hf.evaluation.metrics import load_abaw_metric
+from cer_hf.extensions.multitask.modeling import (
     MISSING_VA,
     ViTForMultiTaskExpression,
     ViTMultiTaskExpressionConfig,
     class_weights,
     concordance_correlation,
-    load_abaw_metric,
     masked_au_loss,
     masked_ccc_loss,
     masked_expression_loss,
@@ -161,8 +161,8 @@ def test_metric_p_matches_hand_computation():
 
 
 def test_from_mae_and_from_compound_model_share_the_encoder(tiny_mae_dir, tiny_cer_config):
-    from cer_hf.convert import convert_mae_model, load_mae_encoder
-    from cer_hf.modeling_cer import ViTForCompoundExpression
+    from cer_hf.modeling.convert import convert_mae_model, load_mae_encoder
+    from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
 
     mae = load_mae_encoder(tiny_mae_dir)
     multitask = ViTForMultiTaskExpression.from_mae(tiny_mae_dir).eval()
@@ -201,7 +201,7 @@ def test_bad_config_names_the_field():
 
 
 def test_rows_to_targets():
-    from cer_hf.multitask_data import au_targets, expression_index, va_targets
+    from cer_hf.extensions.multitask.data import au_targets, expression_index, va_targets
 
     assert expression_index("Happily Surprised") == 7 and expression_index("happy") == 4
     assert expression_index(None) == -1 and expression_index("") == -1
@@ -259,8 +259,8 @@ def test_recipe_single_task_then_fusion_with_temporal_module(tmp_path):
 def test_a_datasets_source_is_grouped_into_lazy_videos_and_scored():
     import datasets
 
-    from cer_hf.multitask_data import WindowDataset, group_videos, synthetic_videos
-    from cer_hf.multitask_train import predict_videos, rows_class_weights, score
+    from cer_hf.extensions.multitask.data import WindowDataset, group_videos, synthetic_videos
+    from cer_hf.extensions.multitask.train import predict_videos, rows_class_weights, score
 
     rows = synthetic_videos(2, 7, seed=3, image_size=32, missing_rate=0.3)
     rows = [{**row, "label": row["label"] if row["label"] else ""} for row in rows[::-1]]  # unsorted, as files may be
@@ -280,7 +280,7 @@ def test_a_datasets_source_is_grouped_into_lazy_videos_and_scored():
 
 def make_affwild2_mtl(root: Path, videos: int = 2, frames: int = 9) -> Path:
     """A tiny Aff-Wild2 multi-task tree (combined annotation files, synthetic face crops), some labels missing."""
-    from cer_hf.data.affwild2 import image_name
+    from cer_hf.data.readers.affwild2 import image_name
     from cer_hf.data.synthetic import synthetic_video
 
     (root / "annotations").mkdir(parents=True)
@@ -305,8 +305,8 @@ def test_recipe_on_an_affwild2_tree_through_the_readers(tmp_path):
     root = make_affwild2_mtl(tmp_path / "affwild2")
     out = tmp_path / "run"
     stdout = run_recipe(
-        ["--config", str(ROOT / "recipes/configs/multitask_temporal_tiny.yaml"), "--data", f"affwild2-mtl:{root}:train",
-         "--eval_data", f"affwild2-mtl:{root}:validation", "--num_train", "0", "--num_eval", "0",
+        ["--config", str(ROOT / "recipes/configs/multitask_temporal_tiny.yaml"), "--train_source", f"affwild2-mtl:{root}:train",
+         "--eval_source", f"affwild2-mtl:{root}:validation", "--num_train", "0", "--num_eval", "0",
          "--sequence_length", "4", "--temporal_stride", "2", "--epochs", "1", "--output_dir", str(out)],
         tmp_path, [sys.executable],
     )

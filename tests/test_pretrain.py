@@ -183,7 +183,7 @@ def test_micro_recipe_end_to_end_loss_falls(tmp_path):
     model = ViTMAEForPreTraining.from_pretrained(out)
     assert model.config.mask_ratio == 0.75 and model.config.norm_pix_loss
 
-    from cer_hf.convert import convert_mae_checkpoint
+    from cer_hf.modeling.convert import convert_mae_checkpoint
 
     convert_mae_checkpoint(out, tmp_path / "cer", compound_set_name="abaw7")
     assert (tmp_path / "cer" / "model.safetensors").is_file()

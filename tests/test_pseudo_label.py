@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from cer_hf.convert import compound_config
-from cer_hf.modeling_cer import ViTForCompoundExpression
-from cer_hf.pseudo_label import (
+from cer_hf.modeling.convert import compound_config
+from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
+from cer_hf.extensions.pseudo_label import (
     FlexMatchThresholds,
     PseudoLabelConfig,
     balanced_batches,
@@ -82,7 +82,7 @@ def test_feedback_updates_the_teacher_and_plain_rounds_do_not():
 
 def synthetic_split(count, seed):
     from cer_hf.data.synthetic import synthetic_sample
-    from cer_hf.multitask_data import pixels_from_images
+    from cer_hf.extensions.multitask.data import pixels_from_images
     from cer_hf.taxonomy import EMOTION_BASICS
 
     rows = [synthetic_sample(i, seed=seed, image_size=32) for i in range(count)]

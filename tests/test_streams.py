@@ -15,9 +15,8 @@ from PIL import Image
 from cer_hf.data.streams import (
     FaceStream, SourceSpec, check_shards, collate_faces, expand_braces, load_source, pretraining_stream, take,
 )
-from cer_hf.data.transforms import (
-    FACE_MEAN, MAETrainTransform, SkipImage, decode_image, normalization, normalize_pixels, random_resized_crop_box,
-)
+from cer_hf.image_io import FACE_MEAN, normalization
+from cer_hf.data.transforms import MAETrainTransform, SkipImage, decode_image, normalize_pixels, random_resized_crop_box
 
 
 def png_bytes(size=(20, 16), mode="RGB", color=(200, 100, 50), fmt="PNG"):

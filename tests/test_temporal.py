@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from cer_hf.temporal import (
+from cer_hf.extensions.temporal import (
     LSTMTemporalModule,
     TransformerTemporalEncoder,
     apply_temporal,
@@ -70,7 +70,7 @@ def test_bad_window_settings_are_rejected():
 
 
 def test_model_video_prediction_is_frame_aligned():
-    from cer_hf.multitask import ViTForMultiTaskExpression, ViTMultiTaskExpressionConfig
+    from cer_hf.extensions.multitask.modeling import ViTForMultiTaskExpression, ViTMultiTaskExpressionConfig
 
     torch.manual_seed(0)
     config = ViTMultiTaskExpressionConfig(

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from cer_hf.faces import Face, HaarFaceDetector, WholeFrameDetector, crop_box, crop_face, select_face
-from cer_hf.smoothing import (
+from cer_hf.inference.faces import Face, HaarFaceDetector, WholeFrameDetector, crop_box, crop_face, select_face
+from cer_hf.inference.smoothing import (
     box_filter,
     count_label_changes,
     gaussian_filter,
@@ -21,16 +21,8 @@ from cer_hf.smoothing import (
     majority_vote,
     smooth_labels,
 )
-from cer_hf.video import (
-    VideoPrediction,
-    compound_macro_f1,
-    evaluate_videos,
-    predict_video,
-    read_label_file,
-    video_frame_count,
-    write_abaw_predictions,
-    write_frames_csv,
-)
+from cer_hf.inference.video import VideoPrediction, predict_video, video_frame_count, write_abaw_predictions, write_frames_csv
+from cer_hf.evaluation.videos import compound_macro_f1, evaluate_videos, read_label_file
 from tests.video_data import TestDataUnavailable, fetch_test_videos
 
 ABAW7 = ["Fearfully Surprised", "Happily Surprised", "Sadly Surprised", "Disgustedly Surprised",
@@ -51,8 +43,8 @@ def tiny_model_dir(tmp_path_factory):
     """A saved random 32-px, hidden-32 ViTForCompoundExpression (ABAW7) with its image processor."""
     from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
-    from cer_hf.convert import compound_config
-    from cer_hf.modeling_cer import ViTForCompoundExpression
+    from cer_hf.modeling.convert import compound_config
+    from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
 
     torch.manual_seed(0)
     config = compound_config("abaw7", image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
@@ -65,7 +57,7 @@ def tiny_model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def predictor(tiny_model_dir):
-    from cer_hf.predict import CompoundExpressionPredictor
+    from cer_hf.inference.predictor import CompoundExpressionPredictor
 
     return CompoundExpressionPredictor.from_pretrained(str(tiny_model_dir), device="cpu", batch_size=32)
 
@@ -154,7 +146,7 @@ def test_face_then_no_face_flags_and_interpolates(predictor, videos):
 def test_frame_folder_with_cropped_faces(predictor, videos, tmp_path):
     from PIL import Image
 
-    from cer_hf.video import read_video
+    from cer_hf.inference.video import read_video
 
     folder = tmp_path / "clip01"
     folder.mkdir()
@@ -383,8 +375,8 @@ def test_select_face_strategies_and_crop_clipping():
 
 
 def test_bfloat16_predictor_scores_close_to_float32(tiny_model_dir, videos):
-    from cer_hf.predict import CompoundExpressionPredictor
-    from cer_hf.video import read_video
+    from cer_hf.inference.predictor import CompoundExpressionPredictor
+    from cer_hf.inference.video import read_video
 
     frames = [frame.image for frame in read_video(videos["single_face.mp4"])][:8]
     full = CompoundExpressionPredictor.from_pretrained(str(tiny_model_dir), device="cpu")
@@ -427,7 +419,7 @@ def test_cli_rejects_bad_options_before_loading(tmp_path, capsys, options, messa
 def test_rotated_phone_video_is_turned_upright(predictor, videos, tmp_path):
     import av
 
-    from cer_hf.video import read_video
+    from cer_hf.inference.video import read_video
 
     upright = [frame.image for frame in read_video(videos["single_face.mp4"])][:12]
     path = tmp_path / "portrait.mp4"

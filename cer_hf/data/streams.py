@@ -37,9 +37,12 @@ import datasets
 import torch
 from datasets.distributed import split_dataset_by_node
 
+from cer_hf.image_io import IMAGE_EXTENSIONS
+from cer_hf.data.synthetic import synthetic_stream
+from cer_hf.data.transforms import SkipImage
+
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff", ".gif")
 SOURCE_KINDS = ("synthetic", "imagefolder", "parquet", "webdataset", "hub")
 FEATURES = datasets.Features({"image": datasets.Image(decode=False), "key": datasets.Value("string")})
 
@@ -196,8 +199,6 @@ def synthetic_source(
     num_samples: int | None = None, *, image_size: int = 112, seed: int = 0, num_shards: int = 16
 ) -> datasets.IterableDataset:
     """The embedded synthetic face generator (`cer_hf.data.synthetic`); endless when num_samples is None."""
-    from cer_hf.data.synthetic import synthetic_stream
-
     stream = synthetic_stream(
         num_samples=num_samples, kind="all", include_neutral=True, image_size=image_size, seed=seed,
         num_shards=num_shards,
@@ -332,8 +333,6 @@ class FaceStream(torch.utils.data.IterableDataset):
         self.dataset.set_epoch(epoch)
 
     def __iter__(self):
-        from cer_hf.data.transforms import SkipImage
-
         pending: Counter = Counter()
         held = None
         for row in self.dataset:

@@ -28,6 +28,9 @@ constituents, and every value is scaled by the sample's expression intensity.
 
 Every sample is deterministic: sample ``i`` of seed ``s`` is drawn from
 ``np.random.default_rng([s, i])`` only, so it does not depend on order or sharding.
+
+This module is long because the renderer draws every face part explicitly (brows, lids, cheeks,
+nose, lips, jaw) from its AU intensities; splitting the drawing code would scatter one picture.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from cer_hf.taxonomy import (
+    AU_NAMES,
     BASIC_EXPRESSIONS,
     EMOTION_BASICS,
     compound_set as _compound_set,
@@ -51,9 +55,6 @@ from cer_hf.taxonomy import (
     parse_label,
 )
 
-AU_NAMES: tuple[str, ...] = (
-    "AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26",
-)
 # Every AU the renderer moves (the 12 ABAW AUs plus extra ones used by the prototypes).
 RENDERED_AUS: tuple[str, ...] = (
     "AU1", "AU2", "AU4", "AU5", "AU6", "AU7", "AU9", "AU10", "AU12", "AU15", "AU16",

@@ -19,25 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cer_hf.image_io import BadImageError, load_rgb_image
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-# Mean/std of the ABAW7 authors' face crops (their released code).
-FACE_MEAN = (0.499, 0.410, 0.366)
-FACE_STD = (0.297, 0.270, 0.265)
-NORMALIZATIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
-    "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
-    "face": (FACE_MEAN, FACE_STD),
-}
-
-
-def normalization(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(mean, std) for a named normalisation ("imagenet" or "face")."""
-    if name not in NORMALIZATIONS:
-        raise ValueError(f"unknown normalization {name!r}; choose one of {', '.join(NORMALIZATIONS)}")
-    return NORMALIZATIONS[name]
-
+from cer_hf.image_io import BadImageError, load_rgb_image, to_rgb
 
 class SkipImage(Exception):
     """An image the pipeline drops; `reason` is the counter key ("truncated", "undecodable", "too_small", ...)."""
@@ -64,8 +46,6 @@ def decode_image(image, *, name: str = "<image>", min_size: int = 8) -> tuple[Im
         raise SkipImage("missing", name)
     if isinstance(source, Image.Image):
         mode = source.mode
-        from cer_hf.image_io import to_rgb
-
         rgb = to_rgb(source)
     else:
         try:

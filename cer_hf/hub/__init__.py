@@ -1,0 +1,1 @@
+"""Publishing to the Hugging Face Hub (`publish`), model cards (`model_card`) and safe loading (`loading`)."""

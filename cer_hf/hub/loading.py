@@ -1,0 +1,79 @@
+"""Load published or local checkpoints safely: safetensors only, a pickle-only repo is refused before download.
+
+    model = load_model("me/cer-vit-small", revision="<commit>")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from huggingface_hub import HfApi, constants
+from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
+
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+class UnsafeWeightsError(ValueError):
+    """The repo or directory offers only pickled weights (`.bin`, `.pt`…), which cer_hf does not unpickle."""
+
+
+def _pickles(names) -> list[str]:
+    return sorted(name for name in names if name.endswith(PICKLE_SUFFIXES))
+
+
+def check_safe_weights(files: list[str], source: str) -> None:
+    """Raise `UnsafeWeightsError` unless `files` include safetensors weights; explain the refusal."""
+    if any(name.endswith(".safetensors") for name in files):
+        return
+    pickles = _pickles(files)
+    if pickles:
+        raise UnsafeWeightsError(
+            f"{source} holds only pickled weights ({', '.join(pickles)}): loading them would unpickle, which can "
+            "run arbitrary code, so cer_hf refuses. Ask the publisher for safetensors weights, or, if you trust "
+            "the file, convert it yourself (torch.load(..., weights_only=True) then save_pretrained(..., "
+            "safe_serialization=True))."
+        )
+    raise FileNotFoundError(f"{source} has no model weights (no *.safetensors file)")
+
+
+def list_model_files(repo_or_dir: str | Path, revision: str | None = None, token: str | None = None) -> list[str] | None:
+    """The files of a local directory or of a Hub repo at `revision`.
+
+    None when no listing is possible (offline mode, the Hub unreachable or failing): the caller then relies on
+    the cache and `use_safetensors=True`. A missing repo or revision raises as usual.
+    """
+    path = Path(repo_or_dir)
+    if path.is_dir():
+        return sorted(p.name for p in path.iterdir() if p.is_file())
+    if constants.HF_HUB_OFFLINE:
+        return None
+    try:
+        return HfApi(token=token).list_repo_files(str(repo_or_dir), revision=revision)
+    except OfflineModeIsEnabled:
+        return None
+    except HfHubHTTPError as error:
+        if error.response is not None and error.response.status_code >= 500:
+            return None
+        raise
+    except Exception as error:  # connection refused, dropped or timed out (httpx transport errors)
+        if type(error).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore"):
+            return None
+        raise
+
+
+def load_model(repo_or_dir: str | Path, revision: str | None = None, *, token: str | None = None, model_class=None, **kwargs):
+    """Load a `ViTForCompoundExpression` (or `model_class`) from a directory or Hub repo, safetensors only.
+
+    The file list is checked first: a repo holding only pickled weights (`*.bin`, `*.pt`…) is refused with
+    `UnsafeWeightsError` before anything is downloaded. Loading then passes `use_safetensors=True`, so
+    transformers never falls back to a pickle (also when offline, where the list cannot be fetched).
+    """
+    model_class = model_class or ViTForCompoundExpression
+    files = list_model_files(repo_or_dir, revision, token)
+    if files is not None:
+        check_safe_weights(files, f"{repo_or_dir}" + (f" at revision {revision}" if revision else ""))
+    return model_class.from_pretrained(str(repo_or_dir), revision=revision, token=token, use_safetensors=True, **kwargs)
+

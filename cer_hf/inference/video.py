@@ -1,0 +1,519 @@
+"""Compound expressions over time: frames → faces → frame scores → temporal smoothing → per-frame files.
+
+    from cer_hf import CompoundExpressionPredictor
+    from cer_hf.inference.video import predict_video, write_frames_csv
+
+    predictor = CompoundExpressionPredictor.from_pretrained("path/or/repo-id")
+    result = predict_video(predictor, "clip.mp4", smoothing="gaussian", delta=10)
+    write_frames_csv(result, "clip.csv")
+    print(result.summary())
+
+A *sequence* is a video file (decoded with PyAV, the `video` extra) or a folder of frame images read
+in name order (ABAW's `cropped_aligned/<video>/00001.jpg` layout). For every frame a face is detected
+(`cer_hf.inference.faces`; skipped with `faces_cropped=True`), cropped with a margin and scored by the model in
+batches; decoding and detection run in a background thread while the model scores the previous batch.
+Frames without a face get scores linearly interpolated from their neighbours and `face_found = 0`;
+a sequence with no face at all keeps NaN scores and label -1. Smoothing is `cer_hf.inference.smoothing`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import queue
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+from PIL import Image
+
+from cer_hf.inference.faces import Face, FaceDetector, crop_face, make_detector, select_face
+from cer_hf.image_io import IMAGE_EXTENSIONS, load_rgb_image
+from cer_hf.inference.smoothing import (
+    SMOOTHING_METHODS,
+    argmax_labels,
+    count_label_changes,
+    default_sigma,
+    interpolate_missing,
+    majority_vote,
+    smooth_scores,
+)
+
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"})
+
+
+class BadVideoError(ValueError):
+    """A video (or frame folder) that cannot be read; `source` names the file."""
+
+    def __init__(self, source: str, reason: str):
+        super().__init__(f"{source}: cannot read video ({reason})")
+        self.source = source
+        self.reason = reason
+
+
+@dataclass
+class Frame:
+    """One decoded frame: its index in the sequence, time in seconds (NaN if unknown), RGB pixels, file name."""
+
+    index: int
+    timestamp: float
+    image: np.ndarray
+    name: str
+
+
+def _import_av():
+    try:
+        import av
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError("reading videos needs PyAV: pip install 'cer_hf[video]'") from error
+    return av
+
+
+def is_video_file(path: str | Path) -> bool:
+    """Whether the path has a video file extension."""
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def is_image_file(path: str | Path) -> bool:
+    """Whether the path has an image file extension."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def video_frame_count(path: str | Path) -> int:
+    """The number of frames PyAV decodes from the video (exact: it decodes them all)."""
+    return sum(1 for _ in read_video(path))
+
+
+def _declared_frame_count(path: str | Path) -> int | None:
+    """The container's frame count (may be approximate or missing); for progress bars only."""
+    if not is_video_file(path):
+        return sum(1 for p in Path(path).iterdir() if is_image_file(p)) if Path(path).is_dir() else None
+    av = _import_av()
+    try:
+        with av.open(str(path)) as container:
+            return container.streams.video[0].frames or None
+    except (av.FFmpegError, OSError, IndexError):
+        return None
+
+
+def read_video(path: str | Path) -> Iterator[Frame]:
+    """Decode every frame of a video as RGB with its timestamp; errors become `BadVideoError` naming the file.
+
+    Frames are turned upright when the stream carries a display rotation (as players do).
+
+    Frame names follow ABAW's convention: 1-based, five digits (`00001.jpg`).
+    """
+    av = _import_av()
+    path = Path(path)
+    if not path.is_file():
+        raise BadVideoError(str(path), "file not found")
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError, UnicodeDecodeError) as error:
+        raise BadVideoError(str(path), f"{type(error).__name__}: {error}") from None
+    with container:
+        if not container.streams.video:
+            raise BadVideoError(str(path), "no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"  # frame-threaded decoding
+        rate = float(stream.average_rate) if stream.average_rate else math.nan
+        index = 0
+        try:
+            for decoded in container.decode(stream):
+                timestamp = float(decoded.time) if decoded.time is not None else index / rate
+                yield Frame(index, timestamp, _upright(decoded), f"{index + 1:05d}.jpg")
+                index += 1
+        except (av.FFmpegError, OSError) as error:
+            raise BadVideoError(str(path), f"decoding failed after {index} frames: {type(error).__name__}: {error}") from None
+        if index == 0:
+            raise BadVideoError(str(path), "no decodable video frames")
+
+
+def _upright(decoded) -> np.ndarray:
+    """RGB pixels of a decoded frame turned as the display matrix says (phone videos are often stored
+    sideways with a rotation tag); Haar cascades only find upright faces."""
+    image = decoded.to_ndarray(format="rgb24")
+    turns = round((decoded.rotation or 0) / 90) % 4  # the matrix rotates counter-clockwise, as np.rot90 does
+    return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
+
+
+def read_frame_folder(path: str | Path, frame_rate: float | None = None) -> Iterator[Frame]:
+    """The images of a folder as one frame sequence, in name order; timestamps are index / frame_rate (or NaN)."""
+    path = Path(path)
+    files = sorted(p for p in path.iterdir() if p.is_file() and is_image_file(p))
+    if not files:
+        raise BadVideoError(str(path), "folder holds no image files")
+    for index, file in enumerate(files):
+        timestamp = index / frame_rate if frame_rate else math.nan
+        yield Frame(index, timestamp, np.asarray(load_rgb_image(file)), file.name)
+
+
+def read_frames(source: str | Path, frame_rate: float | None = None) -> Iterator[Frame]:
+    """Frames of a video file, a folder of frame images, or a single image (one frame)."""
+    source = Path(source)
+    if source.is_dir():
+        return read_frame_folder(source, frame_rate)
+    if is_video_file(source):
+        return read_video(source)
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: no such file or folder")
+    return iter([Frame(0, math.nan, np.asarray(load_rgb_image(source)), source.name)])
+
+
+def _in_background(items: Iterable, max_ahead: int) -> Iterator:
+    """Iterate `items` in a worker thread, `max_ahead` items ahead; its exceptions re-raise here.
+
+    PyAV decoding, OpenCV detection and torch all release the GIL, so decode+detect of the next frames
+    overlaps with the model scoring the current batch.
+    """
+    buffer: queue.Queue = queue.Queue(maxsize=max_ahead)
+    done, stop = object(), threading.Event()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work():
+        error = None
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+        except BaseException as caught:  # handed to the consumer, which re-raises it
+            error = caught
+        finally:
+            if hasattr(items, "close"):
+                items.close()  # closes the video container when the consumer stops early
+        put((done, error))
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = buffer.get()
+            if item is done:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+
+
+@dataclass
+class VideoPrediction:
+    """Per-frame results for one sequence. Arrays have one row per frame, in frame order.
+
+    `boxes` are `(x, y, width, height)` of the analysed face in frame pixels (-1 where none was found);
+    `probabilities` / `compound_scores` are the model's outputs with face-less frames interpolated
+    (all NaN when the sequence has no face at all); `smoothed_scores` after the score filter (equal to
+    `compound_scores` for `none` and `vote`); `raw_labels` / `labels` are compound indices before and after
+    smoothing (-1 = no prediction).
+    """
+
+    name: str
+    source: str
+    basic_labels: list[str]
+    compound_names: list[str]
+    frame_names: list[str]
+    timestamps: np.ndarray
+    boxes: np.ndarray
+    face_found: np.ndarray
+    probabilities: np.ndarray
+    compound_scores: np.ndarray
+    smoothed_scores: np.ndarray
+    raw_labels: np.ndarray
+    labels: np.ndarray
+    smoothing: dict = field(default_factory=dict)
+    seconds: float = math.nan
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.frame_names)
+
+    def label_name(self, index: int) -> str:
+        return self.compound_names[index] if index >= 0 else ""
+
+    def summary(self) -> dict:
+        """Frames, faces found, label distribution (raw and smoothed), label changes and processing speed."""
+        found = int(self.face_found.sum())
+        return {
+            "video": self.name,
+            "source": self.source,
+            "frames": self.num_frames,
+            "faces_found": found,
+            "faces_found_percent": round(100.0 * found / max(self.num_frames, 1), 2),
+            "smoothing": self.smoothing,
+            "label_distribution": _distribution(self.labels, self.compound_names),
+            "raw_label_distribution": _distribution(self.raw_labels, self.compound_names),
+            "label_changes": count_label_changes(self.labels),
+            "raw_label_changes": count_label_changes(self.raw_labels),
+            "seconds": round(self.seconds, 3),
+            "fps_processed": round(self.num_frames / self.seconds, 2) if self.seconds > 0 else None,
+        }
+
+
+def _distribution(labels: np.ndarray, names: Sequence[str]) -> dict[str, int]:
+    counts = Counter(int(label) for label in labels)
+    distribution = {name: counts.get(i, 0) for i, name in enumerate(names)}
+    if counts.get(-1):
+        distribution["no_prediction"] = counts[-1]
+    return distribution
+
+
+def _faces_and_crops(
+    frames: Iterable[Frame], detector: FaceDetector, face_selection: str, margin: float, detect_every: int
+) -> Iterator[tuple[Frame, Face | None, Image.Image | None]]:
+    """Detect (every `detect_every`-th frame; the frames between reuse its box) and crop the chosen face."""
+    face = None
+    for position, frame in enumerate(frames):
+        if position % detect_every == 0:
+            face = select_face(detector.detect(frame.image), frame.image.shape, face_selection)
+        crop = Image.fromarray(np.ascontiguousarray(crop_face(frame.image, face, margin))) if face else None
+        yield frame, face, crop
+
+
+def predict_frames(
+    predictor,
+    frames: Iterable[Frame],
+    *,
+    name: str = "video",
+    source: str = "",
+    detector: FaceDetector | None = None,
+    face_selection: str = "largest",
+    margin: float = 0.2,
+    detect_every: int = 1,
+    smoothing: str = "none",
+    delta: int = 10,
+    sigma: float | None = None,
+    progress: bool = False,
+    total: int | None = None,
+) -> VideoPrediction:
+    """Run the whole per-frame pipeline over `frames` with a `CompoundExpressionPredictor`.
+
+    `detector`: a `FaceDetector` (default: Haar cascade). `face_selection`: largest | confidence | center.
+    `margin`: extra fraction of the face box on each side. `detect_every`: run the detector on every
+    k-th frame only and reuse its box in between. `smoothing`: none | box | gaussian | vote over ±`delta`
+    frames (`sigma` for gaussian, default δ²/4).
+    """
+    if smoothing not in SMOOTHING_METHODS:
+        raise ValueError(f"unknown smoothing {smoothing!r}; choose one of {', '.join(SMOOTHING_METHODS)}")
+    if detect_every < 1:
+        raise ValueError(f"detect_every must be >= 1, got {detect_every}")
+    detector = detector if detector is not None else make_detector("haar")
+    config = predictor.model.config
+    num_basics, num_compounds = len(config.basic_labels), len(config.compound_names)
+    frame_names, timestamps, boxes = [], [], []
+    score_rows: list[tuple[int, np.ndarray, np.ndarray]] = []
+    batch: list[Image.Image] = []
+    batch_rows: list[int] = []
+
+    def score_batch():
+        probabilities, compound_scores = predictor.scores(batch)
+        score_rows.extend(zip(batch_rows, probabilities, compound_scores))
+        batch.clear()
+        batch_rows.clear()
+
+    started = time.perf_counter()
+    bar = _progress_bar(total, name, progress)
+    try:
+        analysed = _faces_and_crops(frames, detector, face_selection, margin, detect_every)
+        for frame, face, crop in _in_background(analysed, max_ahead=2 * predictor.batch_size):
+            frame_names.append(frame.name)
+            timestamps.append(frame.timestamp)
+            boxes.append((face.x, face.y, face.width, face.height) if face else (-1, -1, -1, -1))
+            if crop is not None:
+                batch.append(crop)
+                batch_rows.append(len(frame_names) - 1)
+                if len(batch) >= predictor.batch_size:
+                    score_batch()
+            bar.update(1)
+        if batch:
+            score_batch()
+    finally:
+        bar.close()
+
+    frames_seen = len(frame_names)
+    found = np.zeros(frames_seen, dtype=bool)
+    probabilities = np.full((frames_seen, num_basics), np.nan)
+    compound_scores = np.full((frames_seen, num_compounds), np.nan)
+    for row, probs, scores in score_rows:
+        found[row] = True
+        probabilities[row] = probs
+        compound_scores[row] = scores
+    probabilities = interpolate_missing(probabilities, found)
+    compound_scores = interpolate_missing(compound_scores, found)
+    smoothed = smooth_scores(compound_scores, smoothing, delta, sigma)
+    raw_labels = argmax_labels(compound_scores)
+    labels = majority_vote(raw_labels, delta, num_compounds) if smoothing == "vote" else argmax_labels(smoothed)
+    settings = {"method": smoothing}
+    if smoothing != "none":
+        settings["delta"] = int(delta)
+    if smoothing == "gaussian":
+        settings["sigma"] = float(sigma if sigma is not None else default_sigma(delta))
+    return VideoPrediction(
+        name=name,
+        source=source,
+        basic_labels=list(config.basic_labels),
+        compound_names=list(config.compound_names),
+        frame_names=frame_names,
+        timestamps=np.asarray(timestamps, dtype=np.float64),
+        boxes=np.asarray(boxes, dtype=np.int64).reshape(-1, 4),
+        face_found=found,
+        probabilities=probabilities,
+        compound_scores=compound_scores,
+        smoothed_scores=smoothed,
+        raw_labels=raw_labels,
+        labels=labels,
+        smoothing=settings,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _progress_bar(total: int | None, name: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=name, unit="frame", disable=not enabled, leave=False)
+
+
+def predict_video(
+    predictor,
+    source: str | Path,
+    *,
+    faces_cropped: bool = False,
+    detector: FaceDetector | None = None,
+    frame_rate: float | None = None,
+    name: str | None = None,
+    **options,
+) -> VideoPrediction:
+    """`predict_frames` over a video file or a folder of frames; `faces_cropped=True` skips face detection.
+
+    `options` are `predict_frames`'s keyword arguments (face_selection, margin, detect_every, smoothing,
+    delta, sigma, progress). `frame_rate` gives timestamps to frame folders.
+    """
+    source = Path(source)
+    if detector is None:
+        detector = make_detector("none" if faces_cropped else "haar")
+    total = _declared_frame_count(source) if options.get("progress") else None
+    return predict_frames(
+        predictor,
+        read_frames(source, frame_rate),
+        name=name or source.stem,
+        source=str(source),
+        detector=detector,
+        total=total,
+        **options,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- writers
+
+
+def _underscored(name: str) -> str:
+    return name.replace(" ", "_")
+
+
+def _number(value: float, digits: int = 6) -> str:
+    return "" if not np.isfinite(value) else f"{value:.{digits}f}"
+
+
+def write_frames_csv(prediction: VideoPrediction, path: str | Path) -> Path:
+    """One row per frame: index, frame name, timestamp, face box, face_found, basic probabilities,
+    compound scores (raw and smoothed), raw and smoothed labels. Missing values are empty cells."""
+    path = Path(path)
+    basics = [f"prob_{name}" for name in prediction.basic_labels]
+    compounds = [f"score_{_underscored(name)}" for name in prediction.compound_names]
+    smoothed = [f"smoothed_{_underscored(name)}" for name in prediction.compound_names]
+    header = ["frame", "frame_name", "timestamp", "face_found", "face_x", "face_y", "face_width", "face_height",
+              *basics, *compounds, *smoothed, "raw_label", "label"]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for i in range(prediction.num_frames):
+            writer.writerow([
+                i,
+                prediction.frame_names[i],
+                _number(prediction.timestamps[i], 4),
+                int(prediction.face_found[i]),
+                *[int(v) if v >= 0 else "" for v in prediction.boxes[i]],
+                *[_number(v) for v in prediction.probabilities[i]],
+                *[_number(v) for v in prediction.compound_scores[i]],
+                *[_number(v) for v in prediction.smoothed_scores[i]],
+                prediction.label_name(int(prediction.raw_labels[i])),
+                prediction.label_name(int(prediction.labels[i])),
+            ])
+    return path
+
+
+def write_abaw_predictions(predictions: Sequence[VideoPrediction], path: str | Path) -> Path:
+    """The ABAW compound-expression submission layout for all sequences in one file.
+
+    Header `image_location,Fearfully_Surprised,...` (the compound names with underscores), then one line
+    per frame `<video>/<frame name>,<predicted compound index>` (smoothed label; -1 where the video had
+    no face at all, which must be replaced before a submission).
+    """
+    path = Path(path)
+    if not predictions:
+        raise ValueError("no predictions to write")
+    names = predictions[0].compound_names
+    if any(p.compound_names != names for p in predictions):
+        raise ValueError("all predictions in one ABAW file must use the same compound set")
+    with path.open("w", newline="") as handle:
+        handle.write(",".join(["image_location", *map(_underscored, names)]) + "\n")
+        for prediction in predictions:
+            for frame_name, label in zip(prediction.frame_names, prediction.labels):
+                handle.write(f"{prediction.name}/{frame_name},{int(label)}\n")
+    return path
+
+
+def write_summary_json(prediction: VideoPrediction, path: str | Path) -> Path:
+    """The prediction's `summary()` as JSON."""
+    path = Path(path)
+    path.write_text(json.dumps(prediction.summary(), indent=2) + "\n")
+    return path
+
+
+def plot_timeline(prediction: VideoPrediction, path: str | Path) -> Path:
+    """PNG of the compound scores over time (smoothed as lines, raw as faint lines), face-less frames shaded."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as error:
+        raise ImportError("--plot needs matplotlib: pip install 'cer_hf[plots]'") from error
+    path = Path(path)
+    times = prediction.timestamps
+    use_time = np.isfinite(times).all() and len(times) > 0
+    x = times if use_time else np.arange(prediction.num_frames)
+    figure, axis = plt.subplots(figsize=(12, 4), dpi=100)
+    colours = plt.get_cmap("tab10" if len(prediction.compound_names) <= 10 else "tab20")
+    for c, name in enumerate(prediction.compound_names):
+        axis.plot(x, prediction.compound_scores[:, c], color=colours(c), alpha=0.25, linewidth=0.8)
+        axis.plot(x, prediction.smoothed_scores[:, c], color=colours(c), linewidth=1.6, label=name)
+    for i in np.flatnonzero(~prediction.face_found):
+        axis.axvspan(x[max(i - 1, 0)] if i else x[0], x[i], color="grey", alpha=0.15, linewidth=0)
+    axis.set_xlabel("time (s)" if use_time else "frame")
+    axis.set_ylabel("compound score")
+    axis.set_title(f"{prediction.name}: compound scores ({prediction.smoothing.get('method', 'none')} smoothing; "
+                   "faint = raw, grey = no face)")
+    axis.legend(loc="upper right", fontsize=7, ncol=2)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+
+

@@ -1,0 +1,73 @@
+"""The one way to get a `ViTForCompoundExpression` to fine-tune: a converted checkpoint, an MAE checkpoint, or a preset.
+
+    model_args = ModelArguments(mae_checkpoint="runs/mae", image_size=112)
+    model, image_processor = build_model(model_args)
+
+Every recipe and command that builds a model goes through `build_model`, so the three sources
+check the same things and a fresh model always normalises with the statistics it records in its
+image processor (the ABAW7 authors' face statistics; an MAE checkpoint keeps its own).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
+
+from cer_hf.image_io import FACE_MEAN, FACE_STD
+from cer_hf.modeling.convert import compound_config, convert_mae_model, image_processor_for, load_mae_encoder
+from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
+from cer_hf.presets import encoder_preset
+
+
+@dataclass
+class ModelArguments:
+    """Which model to fine-tune: a converted checkpoint, an MAE checkpoint, or a fresh preset."""
+
+    model_name_or_path: str | None = field(default=None, metadata={"help": "converted ViTForCompoundExpression dir"})
+    mae_checkpoint: str | None = field(default=None, metadata={"help": "MAE checkpoint dir, converted on the fly"})
+    model_preset: str = field(default="micro", metadata={"help": "encoder preset of a fresh model (cer_hf.presets)"})
+    image_size: int | None = field(default=None, metadata={"help": "input size (default: the checkpoint's, else 224)"})
+    patch_size: int = field(default=16, metadata={"help": "patch size of a fresh model"})
+    compound_set: str = field(default="abaw7", metadata={"help": "compound classes: abaw7 or rafdb"})
+    pooling: str = field(default="mean", metadata={"help": "mean (MAE fine-tuning) or cls"})
+    head_hidden_sizes: list[int] = field(default_factory=list, metadata={"help": "MLP head widths"})
+    head_dropout: float = field(default=0.0)
+    drop_path_rate: float = field(default=0.1, metadata={"help": "stochastic depth (MAE fine-tuning: 0.1)"})
+
+
+
+def build_model(model_args: ModelArguments) -> tuple[ViTForCompoundExpression, ViTImageProcessorPil]:
+    """The model and its image processor from a converted checkpoint, an MAE checkpoint or a preset."""
+    head = dict(pooling=model_args.pooling, head_hidden_sizes=list(model_args.head_hidden_sizes),
+                head_dropout=model_args.head_dropout, drop_path_rate=model_args.drop_path_rate)
+    if model_args.model_name_or_path and model_args.mae_checkpoint:
+        raise ValueError("give either --model_name_or_path or --mae_checkpoint, not both")
+    if model_args.model_name_or_path:
+        path = Path(model_args.model_name_or_path)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"--model_name_or_path {path}: no config.json (expected a converted checkpoint)")
+        model = ViTForCompoundExpression.from_pretrained(path, drop_path_rate=model_args.drop_path_rate)
+        if model_args.image_size and model_args.image_size != model.config.image_size:
+            raise ValueError(f"--image_size {model_args.image_size} differs from the checkpoint's "
+                             f"{model.config.image_size}; re-convert with `cer-hf convert --image-size`")
+        try:
+            processor = ViTImageProcessorPil.from_pretrained(path)
+        except OSError:
+            size = model.config.image_size
+            processor = ViTImageProcessorPil(size={"height": size, "width": size}, image_mean=list(FACE_MEAN),
+                                             image_std=list(FACE_STD))
+        return model, processor
+    if model_args.mae_checkpoint:
+        mae = load_mae_encoder(model_args.mae_checkpoint)
+        model = convert_mae_model(mae, compound_set_name=model_args.compound_set, image_size=model_args.image_size,
+                                  **head)
+        return model, image_processor_for(model_args.mae_checkpoint, model.config.image_size)
+    size = model_args.image_size or 224
+    config = compound_config(model_args.compound_set, image_size=size, patch_size=model_args.patch_size,
+                             **encoder_preset(model_args.model_preset), **head)
+    model = ViTForCompoundExpression(config)
+    processor = ViTImageProcessorPil(size={"height": size, "width": size}, image_mean=list(FACE_MEAN), image_std=list(FACE_STD))
+    return model, processor
+
