@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,7 +52,7 @@ class AblationArguments:
     """What to rerun and at which scale."""
 
     epoch_scale: float = field(default=0.4, metadata={"help": "multiply every stage's epochs (min 1 each)"})
-    seeds: list[int] = field(default_factory=lambda: [0], metadata={"help": "runs per row (P is their mean)"})
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "runs per row (at least 3: mean ± sd)"})
     tables: list[int] = field(default_factory=lambda: [1, 2], metadata={"help": "which tables to rerun"})
 
 
@@ -77,14 +78,19 @@ def main(argv: list[str] | None = None) -> dict:
     )
     if not data_args.eval_source:
         raise ValueError("--eval_source is needed: the ablation reports the compound macro F1")
-    results: dict[str, float] = {}
+    if len(ablation.seeds) < 3:
+        raise ValueError(f"--seeds: give at least 3 seeds (got {ablation.seeds}); a row is reported as mean ± sd")
+    results: dict[str, dict] = {}
 
-    def measure(name: str, options: CurriculumArguments) -> float:
+    def measure(name: str, options: CurriculumArguments) -> str:
         if name not in results:
             scores = [run_one(name, model_args, data_args, options, training_args, s) for s in ablation.seeds]
-            results[name] = sum(scores) / len(scores)
-            print(f"[ablation] {name}: compound macro F1 {results[name]:.4f} (seeds {ablation.seeds})", flush=True)
-        return results[name]
+            mean, sd = statistics.mean(scores), statistics.stdev(scores)
+            results[name] = {"mean": mean, "sd": sd, "scores": scores, "seeds": list(ablation.seeds)}
+            print(f"[ablation] {name}: compound macro F1 {mean:.4f} ± {sd:.4f} "
+                  f"(seeds {ablation.seeds}: {', '.join(f'{s:.4f}' for s in scores)})", flush=True)
+        row = results[name]
+        return f"{row['mean']:.3f} ± {row['sd']:.3f}"
 
     def schedule(epochs, shares) -> CurriculumSchedule:
         return CurriculumSchedule(epochs, shares, base.curriculum_mode).scaled(ablation.epoch_scale)
@@ -94,18 +100,18 @@ def main(argv: list[str] | None = None) -> dict:
     lines = []
     if 1 in ablation.tables:
         lines += ["Table 1: compound synthesis (schedule " + f"{best.stage_epochs} / {best.compound_shares})",
-                  "", "| Exp | Mixup | CutMix | P (ours) | P (paper) |", "| --- | --- | --- | --- | --- |"]
+                  "", "| Exp | Mixup | CutMix | compound macro F1, mean ± sd (ours) | P (paper) |", "| --- | --- | --- | --- | --- |"]
         for exp, mixup, cutmix, paper in PAPER_TABLE_1:
             mixup_prob = 0.5 if (mixup and cutmix) else float(mixup)
             options = dataclasses.replace(base, stage_epochs=best.stage_epochs, compound_shares=best.compound_shares,
                                           mixup_prob=mixup_prob, cutmix_prob=1.0 - mixup_prob)
             key = "curriculum-5-5-3-3" if (mixup and cutmix) else f"mixup{int(mixup)}-cutmix{int(cutmix)}"
             score = measure(key, options)
-            lines.append(f"| {exp} | {'✓' if mixup else ''} | {'✓' if cutmix else ''} | {score:.4f} | {paper:.4f} |")
+            lines.append(f"| {exp} | {'✓' if mixup else ''} | {'✓' if cutmix else ''} | {score} | {paper:.4f} |")
         lines.append("")
     if 2 in ablation.tables:
         lines += ["Table 2: curriculum (epochs scaled by " + f"{ablation.epoch_scale:g})", "",
-                  "| Exp | Epoch Dis. | Compound Prop. | P (ours) | P (paper) |", "| --- | --- | --- | --- | --- |"]
+                  "| Exp | Epoch Dis. | Compound Prop. | compound macro F1, mean ± sd (ours) | P (paper) |", "| --- | --- | --- | --- | --- |"]
         total = best.num_epochs
         for exp, epochs, shares, paper in PAPER_TABLE_2:
             if epochs is None:
@@ -118,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
                 shown_shares = str([float(f"{s:g}") for s in shares])
             options = dataclasses.replace(base, stage_epochs=plan.stage_epochs, compound_shares=plan.compound_shares)
             score = measure(key, options)
-            lines.append(f"| {exp} | {shown_epochs} | {shown_shares} | {score:.4f} | {paper:.4f} |")
+            lines.append(f"| {exp} | {shown_epochs} | {shown_shares} | {score} | {paper:.4f} |")
         lines.append("")
     # Report: Markdown tables on stdout and in the output dir, raw numbers as JSON.
     report = "\n".join(lines)

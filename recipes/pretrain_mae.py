@@ -30,13 +30,13 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, gather_object, set_seed
 from tqdm.auto import tqdm
-from transformers import ViTMAEForPreTraining
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
 from cer_hf.arguments import parse_args, save_args
 from cer_hf.data.streams import FaceStream, collate_faces, pretraining_stream, single_threaded_worker
 from cer_hf.data.transforms import MAETrainTransform, normalize_pixels
 from cer_hf.image_io import normalization
+from cer_hf.modeling.mae import build_mae_for_pretraining, load_mae_for_pretraining
 from cer_hf.presets import mae_config
 from cer_hf.pretraining import (
     CheckpointManager, NonFiniteLossError, RankState, epoch_batches, format_counts, lr_at_step, mask_noise,
@@ -52,6 +52,8 @@ class ModelArguments:
     model_name_or_path: str | None = field(default=None, metadata={"help": "start from a saved MAE instead"})
     image_size: int = 224
     patch_size: int = 16
+    conv_stem_channels: list[int] = field(
+        default_factory=list, metadata={"help": "widths of a convolutional stem (stride-2 3x3 convs); empty: patchify"})
     mask_ratio: float = 0.75
     norm_pix_loss: bool = True
     gradient_checkpointing: bool = False
@@ -124,14 +126,15 @@ def main(argv=None):
 
     # Model: ViTMAEForPreTraining from a preset (75% masking, norm-pix loss) or a checkpoint.
     if model_args.model_name_or_path:
-        model = ViTMAEForPreTraining.from_pretrained(model_args.model_name_or_path, attn_implementation="sdpa")
+        model = load_mae_for_pretraining(model_args.model_name_or_path, attn_implementation="sdpa")
     else:
         config = mae_config(
             model_args.model_preset, image_size=model_args.image_size, patch_size=model_args.patch_size,
             mask_ratio=model_args.mask_ratio, norm_pix_loss=model_args.norm_pix_loss,
+            conv_stem_channels=list(model_args.conv_stem_channels),
         )
         config._attn_implementation = "sdpa"
-        model = ViTMAEForPreTraining(config)
+        model = build_mae_for_pretraining(config)
     if model_args.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     image_size = model.config.image_size

@@ -71,3 +71,48 @@ def test_convert_names_a_bad_checkpoint_dir(tmp_path):
     )
     assert run.returncode == 2
     assert f"{tmp_path}: no config.json" in run.stderr
+
+
+@pytest.fixture
+def conv_stem_mae_dir(tmp_path):
+    """A saved micro MAE whose patch embedding has a two-layer convolutional stem (patch 8 = 2 × 2 × 2)."""
+    from cer_hf.modeling.mae import build_mae_for_pretraining
+    from cer_hf.presets import mae_config
+
+    torch.manual_seed(0)
+    model = build_mae_for_pretraining(mae_config("micro", image_size=32, patch_size=8, conv_stem_channels=[8, 16]))
+    # give the BatchNorm running statistics non-default values, so a lost buffer would show
+    model.train()
+    model(torch.rand(4, 3, 32, 32))
+    path = tmp_path / "mae-stem"
+    model.save_pretrained(path)
+    return path
+
+
+def test_conv_stem_mae_saves_loads_and_converts_exactly(conv_stem_mae_dir, tmp_path, caplog):
+    from transformers import ViTMAEConfig
+
+    from cer_hf.modeling.mae import ViTMAEWithStemModel, load_mae_for_pretraining
+
+    reloaded = load_mae_for_pretraining(conv_stem_mae_dir)
+    stem = reloaded.vit.embeddings.patch_embeddings.stem
+    assert [m.out_channels for m in stem.convs if isinstance(m, torch.nn.Conv2d)] == [8, 16]
+    assert stem.convs[1].running_mean.abs().sum() > 0  # the BatchNorm statistics came back
+    with caplog.at_level("INFO", logger="cer_hf"):
+        model = convert_mae_checkpoint(conv_stem_mae_dir, tmp_path / "cer").eval()
+    assert model.config.conv_stem_channels == [8, 16]
+    assert "decoder (" in caplog.text and "dropped by design" in caplog.text
+    config = ViTMAEConfig.from_pretrained(conv_stem_mae_dir)
+    config.mask_ratio = 0.0
+    mae = ViTMAEWithStemModel.from_pretrained(conv_stem_mae_dir, config=config).eval()
+    pixels = torch.randn(3, 3, 32, 32)
+    noise = torch.arange(16, dtype=torch.float32).expand(3, -1)
+    with torch.no_grad():
+        assert torch.allclose(model(pixels).last_hidden_state, mae(pixels, noise=noise).last_hidden_state, atol=1e-5)
+
+
+def test_a_plain_mae_converts_without_a_load_report(tiny_mae_dir, tmp_path, capfd):
+    """The decoder is dropped by design: no table of UNEXPECTED decoder keys is printed."""
+    convert_mae_checkpoint(tiny_mae_dir, tmp_path / "cer")
+    captured = capfd.readouterr()
+    assert "LOAD REPORT" not in captured.out + captured.err and "UNEXPECTED" not in captured.out + captured.err

@@ -103,3 +103,49 @@ def test_mixing_is_deterministic_for_a_seed():
 def test_invalid_mixer_options(kwargs, message):
     with pytest.raises(ValueError, match=message):
         CompoundMixer(**kwargs)
+
+
+def test_yun_cutmix_box_covers_one_minus_lambda_on_average_and_is_never_empty():
+    """Yun et al.: λ ~ Beta(1, 1) → the pasted share 1 − λ is uniform before clipping; clipping at the
+    border only shrinks the box, so the mean share over many draws sits a little under 1/2 (≈ 0.39
+    for a square 32×32 image, computed analytically below) and no box is empty."""
+    from cer_hf.curriculum.mixing import cutmix_box
+
+    rng = np.random.default_rng(0)
+    shares, sizes = [], []
+    for _ in range(4000):
+        top, left, h, w = cutmix_box(rng, 32, 32, alpha=1.0)
+        assert h >= 1 and w >= 1 and 0 <= top and top + h <= 32 and 0 <= left and left + w <= 32
+        shares.append(h * w / 1024)
+        sizes.append(h)
+    # E[share] = E_c[(E_u[clipped 1-D length fraction])^2] with side fraction c = sqrt(1 - λ); a centre
+    # uniform on [0, 1] keeps on average c - c²/4 of the side, so E[share] = E[(c - c²/4)²] for λ ~ U(0, 1).
+    c = np.sqrt(1 - np.random.default_rng(1).uniform(size=200_000))
+    expected = float(np.mean((c - c**2 / 4) ** 2))
+    assert abs(np.mean(shares) - expected) < 0.02
+    assert 0.3 < expected < 0.45
+    assert len(set(sizes)) > 20  # box sizes vary with λ (not one fixed box)
+
+
+def test_each_face_is_augmented_before_it_is_mixed():
+    """A CutMix compound must hold the partner's own (augmented) face in the box: the collator crops each
+    source face first and then pastes, so the box equals the augmented partner there."""
+    from cer_hf.curriculum.augment import TrainAugment
+    from cer_hf.curriculum.collate import CurriculumCollator
+    from cer_hf.data.labelled import SYNTHESIZED
+
+    augment = TrainAugment(crop_prob=1.0, crop_scale=(0.3, 0.5), flip_prob=0.0, jitter_prob=0.0, erase_prob=0.0)
+    mixer = CompoundMixer(mixup_prob=0.0, cutmix_prob=1.0, cutmix_mode="upper_lower")
+    collator = CurriculumCollator(mixer=mixer, augment=augment, image_mean=(0.0,) * 3, image_std=(1.0,) * 3)
+    generator = torch.Generator().manual_seed(0)
+    first, partner = torch.rand(3, 16, 16, generator=generator), torch.rand(3, 16, 16, generator=generator)
+    item = {"image": first, "partner": partner, "pair": (3, 5), "kind": SYNTHESIZED, "stage": 0, "seed": 11}
+    pixels = collator([item])["pixel_values"][0]
+    rng = np.random.default_rng(11)
+    params_first, params_partner = augment.sample_params(rng), augment.sample_params(rng)
+    cropped = augment.apply(torch.stack([first, partner]), [params_first, params_partner])
+    assert torch.allclose(pixels[:, :8], cropped[0][:, :8]) and torch.allclose(pixels[:, 8:], cropped[1][:, 8:])
+    # mixing first and cropping after would have resampled the pasted half from the whole mixed image
+    mixed_then_cropped = augment.apply(CompoundMixer.apply(first, partner, (1.0, 8, 0, 8, 16)).unsqueeze(0),
+                                       [params_first])[0]
+    assert not torch.allclose(pixels, mixed_then_cropped)

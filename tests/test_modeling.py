@@ -4,7 +4,6 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
 
-import cer_hf
 from cer_hf import ViTForCompoundExpression, ViTForCompoundExpressionConfig
 
 

@@ -19,6 +19,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from transformers import set_seed
+
 from cer_hf.curriculum.augment import TrainAugment
 from cer_hf.curriculum.collate import CurriculumCollator
 from cer_hf.curriculum.dataset import CurriculumDataset
@@ -29,6 +31,7 @@ from cer_hf.data.labelled import LabelledImageDataset, keep_evaluated, keep_targ
 from cer_hf.evaluation.metrics import compound_metrics_fn, keep_logits
 from cer_hf.hub.publish import publish
 from cer_hf.modeling.build import ModelArguments, build_model
+from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
 from cer_hf.pretraining import scaled_lr
 from cer_hf.taxonomy import NON_TARGET_LABELS
 
@@ -68,6 +71,8 @@ class CurriculumArguments:
     cutmix_alpha: float = field(default=1.0)
     mix_target: str = field(default="union", metadata={"help": "union (multi-hot) or proportional"})
     any_pair: bool = field(default=False, metadata={"help": "mix any two different basics, not only compounds"})
+    mix_pairs: str | None = field(default=None, metadata={
+        "help": "which compounds synthesis makes: abaw7 (7 pairs) or rafdb (the authors' 11); default: the model's set"})
     augment: bool = field(default=True, metadata={"help": "crop, flip, colour jitter, cutout"})
     augment_first_stage_only: bool = field(default=False)
     crop_scale_min: float = field(default=0.6)
@@ -138,7 +143,8 @@ def build_curriculum_trainer(model_args: ModelArguments, data_args: DataArgument
     """
     mixer = build_mixer(options)
 
-    # Model and image processor.
+    # Model and image processor; a fresh model's initialisation follows --seed.
+    set_seed(training_args.seed)
     model, processor = build_model(model_args)
     size = model.config.image_size
     label_space = tuple(model.config.basic_labels)
@@ -160,7 +166,7 @@ def build_curriculum_trainer(model_args: ModelArguments, data_args: DataArgument
     train_dataset = CurriculumDataset(
         basic_rows, schedule, batch_size=training_args.per_device_train_batch_size, natural=natural,
         natural_fraction=options.natural_fraction, image_size=size, label_space=label_space,
-        compound_set_name=model.config.compound_set, any_pair=options.any_pair,
+        compound_set_name=options.mix_pairs or model.config.compound_set, any_pair=options.any_pair,
         samples_per_epoch=data_args.samples_per_epoch, compound_pool_size=options.compound_pool_size,
         seed=training_args.seed,
     )
@@ -183,7 +189,8 @@ def build_curriculum_trainer(model_args: ModelArguments, data_args: DataArgument
     )
     logger.info(f"[curriculum] {schedule.mode} mode: epochs {schedule.stage_epochs}, compound shares "
                 f"{schedule.compound_shares}; {len(train_dataset)} samples per epoch; layer decay "
-                f"{options.layer_decay:g}; drop path {model.config.drop_path_rate:g}; loss {options.loss}")
+                f"{options.layer_decay:g}; drop path {model.config.drop_path_rate:g}; loss {options.loss}; "
+                f"{type(model).__name__} {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
 
     trainer = CurriculumTrainer(
         model=model,
@@ -194,7 +201,8 @@ def build_curriculum_trainer(model_args: ModelArguments, data_args: DataArgument
         compute_metrics=compound_metrics_fn(model.config) if eval_dataset is not None else None,
         preprocess_logits_for_metrics=keep_logits,
         callbacks=list(callbacks or []),
-        layer_decay=options.layer_decay if options.layer_decay < 1.0 else None,
+        # layer-wise lr decay needs a ViT's layer index; the CNN baseline trains at one lr
+        layer_decay=options.layer_decay if options.layer_decay < 1.0 and isinstance(model, ViTForCompoundExpression) else None,
         loss=options.loss,
         bmc_noise_var=options.bmc_noise_var,
         evaluate_each_stage=options.evaluate_each_stage and eval_dataset is not None,

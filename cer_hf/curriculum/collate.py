@@ -14,12 +14,14 @@ from cer_hf.taxonomy import EMOTION_BASICS
 
 @dataclass
 class CurriculumCollator:
-    """Turns curriculum items into a model batch: mixes synthesized pairs, augments, normalizes, stacks.
+    """Turns curriculum items into a model batch: augments each face, mixes synthesized pairs, normalizes, stacks.
 
     Runs in the DataLoader workers and holds no curriculum state: each item carries its seed,
-    kind and stage; mixing and augmentation parameters come from `numpy.random.default_rng(seed)`
-    and augmentation runs batched (`TrainAugment.apply`). Returns `pixel_values`, `labels` (float multi-hot), and `sample_kind` /
-    `curriculum_stage` (ints per row, for logging; the model ignores them).
+    kind and stage; augmentation and mixing parameters come from `numpy.random.default_rng(seed)`
+    in that order (first face, partner face, then the mix). Augmentation runs batched
+    (`TrainAugment.apply`) on every source face BEFORE mixing, so a crop can never cut the pasted
+    face out of a CutMix compound. Returns `pixel_values`, `labels` (float multi-hot), and
+    `sample_kind` / `curriculum_stage` (ints per row, for logging; the model ignores them).
     """
 
     mixer: CompoundMixer | None = None
@@ -29,30 +31,45 @@ class CurriculumCollator:
     num_labels: int = len(EMOTION_BASICS)
     augment_stages: tuple[int, ...] | None = None  # None: augment in every stage
 
+    def _augments(self, stage: int) -> bool:
+        # stage -1: an evaluation item, never augmented
+        return self.augment is not None and stage >= 0 and (self.augment_stages is None or stage in self.augment_stages)
+
     def __call__(self, items: list[dict]) -> dict:
-        images, targets, augmented, params = [], [], [], []
-        for row, item in enumerate(items):
+        faces, targets, mixes, augmented, params = [], [], [], [], []
+        for item in items:
             rng = np.random.default_rng(int(item["seed"]))
-            image = item["image"]
-            if "partner" in item:
-                if self.mixer is None:
-                    raise ValueError("a synthesized compound sample reached a collator without a mixer")
-                first, second = item["pair"]
-                image, target = self.mixer(image, item["partner"], first, second, self.num_labels, rng)
-            else:
-                target = item["target"]
-            stage = int(item["stage"])  # -1: an evaluation item, never augmented
-            if self.augment is not None and stage >= 0 and (self.augment_stages is None or stage in self.augment_stages):
-                augmented.append(row)
+            augment = self._augments(int(item["stage"]))
+            first = len(faces)
+            faces.append(item["image"])
+            if augment:
+                augmented.append(first)
                 params.append(self.augment.sample_params(rng))
-            images.append(image)
-            targets.append(target)
-        pixels = torch.stack(images)
-        if len(augmented) == len(items):
+            if "partner" not in item:
+                mixes.append((first, None, None))
+                targets.append(item["target"])
+                continue
+            if self.mixer is None:
+                raise ValueError("a synthesized compound sample reached a collator without a mixer")
+            second = len(faces)
+            faces.append(item["partner"])
+            if augment:
+                augmented.append(second)
+                params.append(self.augment.sample_params(rng))
+            height, width = item["image"].shape[-2:]
+            mix = self.mixer.sample(rng, height, width)
+            first_label, second_label = item["pair"]
+            mixes.append((first, second, mix))
+            targets.append(self.mixer.target_for(first_label, second_label, mix, (height, width), self.num_labels))
+        pixels = torch.stack(faces)
+        if len(augmented) == len(faces):
             pixels = self.augment.apply(pixels, params)
         elif augmented:
             rows = torch.tensor(augmented)
             pixels[rows] = self.augment.apply(pixels[rows], params)
+        if any(second is not None for _, second, _ in mixes):
+            pixels = torch.stack([pixels[first] if second is None else CompoundMixer.apply(pixels[first], pixels[second], mix)
+                                  for first, second, mix in mixes])
         mean = torch.tensor(self.image_mean, dtype=pixels.dtype).view(1, -1, 1, 1)
         std = torch.tensor(self.image_std, dtype=pixels.dtype).view(1, -1, 1, 1)
         return {
@@ -61,4 +78,3 @@ class CurriculumCollator:
             "sample_kind": torch.tensor([int(item["kind"]) for item in items]),
             "curriculum_stage": torch.tensor([int(item["stage"]) for item in items]),
         }
-

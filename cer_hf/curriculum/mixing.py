@@ -14,8 +14,14 @@ blended in, `x = (1 - w) * x_a + w * x_b`; the pair order is random, so each con
 faint one half of the time. `mixup_weight=None` samples the weight from Beta(alpha, alpha)
 instead (the usual Mixup).
 
+CutMix box. `cutmix_mode="random"` is the box of Yun et al. (ICCV 2019, "CutMix"): λ ~ Beta(α, α),
+a box of sides W·√(1−λ) and H·√(1−λ) centred at a uniform point and clipped at the border, so
+image_b covers about 1−λ of the image (never less than one pixel). "left_right" and "upper_lower"
+are the fixed splits of the ABAW7 authors' code.
+
 Pairs. By default only two DIFFERENT basics whose union is a compound of the target set are
-paired (`compound_pairs`); `any_pair=True` pairs any two different basics.
+paired (`compound_pairs`): the ABAW7 set's 7 pairs, or the authors' 11 RAF-DB pairs with
+`compound_set_name="rafdb"`; `any_pair=True` pairs any two different basics.
 """
 
 from __future__ import annotations
@@ -54,6 +60,21 @@ def compound_pairs(
     return pairs
 
 
+def cutmix_box(rng: np.random.Generator, height: int, width: int, alpha: float = 1.0) -> tuple[int, int, int, int]:
+    """Yun et al.'s CutMix box `(top, left, box_height, box_width)`: λ ~ Beta(α, α), sides scaled by √(1−λ),
+    centre uniform over the image, clipped at the border; at least one pixel."""
+    lam = float(rng.beta(alpha, alpha))
+    cut = math.sqrt(1.0 - lam)
+    cy, cx = float(rng.uniform(0, height)), float(rng.uniform(0, width))
+    top, bottom = int(np.clip(round(cy - height * cut / 2), 0, height)), int(np.clip(round(cy + height * cut / 2), 0, height))
+    left, right = int(np.clip(round(cx - width * cut / 2), 0, width)), int(np.clip(round(cx + width * cut / 2), 0, width))
+    if bottom <= top:  # an empty box would label one face with two expressions
+        top, bottom = min(top, height - 1), min(top, height - 1) + 1
+    if right <= left:
+        left, right = min(left, width - 1), min(left, width - 1) + 1
+    return top, left, bottom - top, right - left
+
+
 @dataclass
 class CompoundMixer:
     """Synthesize one compound sample from two basic-expression images.
@@ -64,10 +85,10 @@ class CompoundMixer:
         mixup_weight: fixed blend weight of the second image (paper: 0.1); None samples it from
             Beta(mixup_alpha, mixup_alpha).
         mixup_alpha: Beta concentration when `mixup_weight` is None.
-        cutmix_mode: "random" (a random box, area fraction ~ Beta(cutmix_alpha, cutmix_alpha)),
+        cutmix_mode: "random" (Yun et al.'s box: λ ~ Beta(cutmix_alpha, cutmix_alpha), sides √(1−λ), clipped),
             "left_right" (left half of one face, right half of the other) or "upper_lower"
             (upper face of one, lower face of the other, at `cutmix_split`).
-        cutmix_alpha: Beta concentration of the random box's area.
+        cutmix_alpha: Beta concentration of λ for the random box.
         cutmix_split: where the fixed split falls (fraction of width/height taken from image a).
         target: "union" (multi-hot 1/1 for both constituents, the paper's BCE targets) or
             "proportional" (each constituent weighted by its pixel area / blend weight).
@@ -133,11 +154,7 @@ class CompoundMixer:
         if self.cutmix_mode == "upper_lower":
             cut = round(height * self.cutmix_split)
             return 1.0, cut, 0, height - cut, width
-        area = float(rng.beta(self.cutmix_alpha, self.cutmix_alpha))  # fraction of the image taken from image_b
-        box_h, box_w = round(height * math.sqrt(area)), round(width * math.sqrt(area))
-        top = int(rng.integers(0, height - box_h + 1))
-        left = int(rng.integers(0, width - box_w + 1))
-        return 1.0, top, left, box_h, box_w
+        return (1.0, *cutmix_box(rng, height, width, self.cutmix_alpha))
 
     @staticmethod
     def apply(image_a: torch.Tensor, image_b: torch.Tensor, params: tuple) -> torch.Tensor:

@@ -10,6 +10,7 @@ from pathlib import Path
 from huggingface_hub import HfApi, constants
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
+from cer_hf.modeling.build import model_class_for
 from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
 
 
@@ -71,7 +72,8 @@ def load_model(repo_or_dir: str | Path, revision: str | None = None, *, token: s
     `UnsafeWeightsError` before anything is downloaded. Loading then passes `use_safetensors=True`, so
     transformers never falls back to a pickle (also when offline, where the list cannot be fetched).
     """
-    model_class = model_class or ViTForCompoundExpression
+    if model_class is None:  # a local checkpoint says which of our models it is; a Hub repo is a ViT
+        model_class = model_class_for(repo_or_dir) if (Path(repo_or_dir) / "config.json").is_file() else ViTForCompoundExpression
     files = list_model_files(repo_or_dir, revision, token)
     if files is not None:
         check_safe_weights(files, f"{repo_or_dir}" + (f" at revision {revision}" if revision else ""))

@@ -10,12 +10,14 @@ image processor (the ABAW7 authors' face statistics; an MAE checkpoint keeps its
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
 from cer_hf.image_io import FACE_MEAN, FACE_STD
+from cer_hf.modeling.cnn import CNN_PRESETS, CNNForCompoundExpression, cnn_compound_config
 from cer_hf.modeling.convert import compound_config, convert_mae_model, image_processor_for, load_mae_encoder
 from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
 from cer_hf.presets import encoder_preset
@@ -27,15 +29,25 @@ class ModelArguments:
 
     model_name_or_path: str | None = field(default=None, metadata={"help": "converted ViTForCompoundExpression dir"})
     mae_checkpoint: str | None = field(default=None, metadata={"help": "MAE checkpoint dir, converted on the fly"})
-    model_preset: str = field(default="micro", metadata={"help": "encoder preset of a fresh model (cer_hf.presets)"})
+    model_preset: str = field(default="micro", metadata={
+        "help": "a fresh model: a ViT size of cer_hf.presets, or a CNN baseline (resnet-tiny, resnet-small, resnet-18)"})
     image_size: int | None = field(default=None, metadata={"help": "input size (default: the checkpoint's, else 224)"})
     patch_size: int = field(default=16, metadata={"help": "patch size of a fresh model"})
+    conv_stem_channels: list[int] = field(default_factory=list, metadata={
+        "help": "a fresh ViT's convolutional stem widths (stride-2 3x3 convs before the patch projection)"})
     compound_set: str = field(default="abaw7", metadata={"help": "compound classes: abaw7 or rafdb"})
     pooling: str = field(default="mean", metadata={"help": "mean (MAE fine-tuning) or cls"})
     head_hidden_sizes: list[int] = field(default_factory=list, metadata={"help": "MLP head widths"})
     head_dropout: float = field(default=0.0)
     drop_path_rate: float = field(default=0.1, metadata={"help": "stochastic depth (MAE fine-tuning: 0.1)"})
 
+
+
+def model_class_for(path: str | Path):
+    """The model class of a saved checkpoint, from its config.json's `model_type` (ViT or the CNN baseline)."""
+    config = json.loads((Path(path) / "config.json").read_text())
+    return CNNForCompoundExpression if config.get("model_type") == CNNForCompoundExpression.config_class.model_type \
+        else ViTForCompoundExpression
 
 
 def build_model(model_args: ModelArguments) -> tuple[ViTForCompoundExpression, ViTImageProcessorPil]:
@@ -48,7 +60,8 @@ def build_model(model_args: ModelArguments) -> tuple[ViTForCompoundExpression, V
         path = Path(model_args.model_name_or_path)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"--model_name_or_path {path}: no config.json (expected a converted checkpoint)")
-        model = ViTForCompoundExpression.from_pretrained(path, drop_path_rate=model_args.drop_path_rate)
+        model = model_class_for(path).from_pretrained(path, **(
+            {} if model_class_for(path) is CNNForCompoundExpression else {"drop_path_rate": model_args.drop_path_rate}))
         if model_args.image_size and model_args.image_size != model.config.image_size:
             raise ValueError(f"--image_size {model_args.image_size} differs from the checkpoint's "
                              f"{model.config.image_size}; re-convert with `cer-hf convert --image-size`")
@@ -65,7 +78,16 @@ def build_model(model_args: ModelArguments) -> tuple[ViTForCompoundExpression, V
                                   **head)
         return model, image_processor_for(model_args.mae_checkpoint, model.config.image_size)
     size = model_args.image_size or 224
+    if model_args.model_preset in CNN_PRESETS:  # the convolutional baseline
+        labels = compound_config(model_args.compound_set).to_dict()
+        fields = {key: labels[key] for key in ("basic_labels", "compound_set", "compound_names", "compound_constituents")}
+        model = CNNForCompoundExpression(cnn_compound_config(model_args.model_preset, fields, image_size=size,
+                                                             head_dropout=model_args.head_dropout))
+        processor = ViTImageProcessorPil(size={"height": size, "width": size}, image_mean=list(FACE_MEAN),
+                                         image_std=list(FACE_STD))
+        return model, processor
     config = compound_config(model_args.compound_set, image_size=size, patch_size=model_args.patch_size,
+                             conv_stem_channels=list(model_args.conv_stem_channels),
                              **encoder_preset(model_args.model_preset), **head)
     model = ViTForCompoundExpression(config)
     processor = ViTImageProcessorPil(size={"height": size, "width": size}, image_mean=list(FACE_MEAN), image_std=list(FACE_STD))

@@ -31,6 +31,8 @@ class ViTForCompoundExpressionConfig(PretrainedConfig):
         head_hidden_sizes: hidden widths of the MLP head; empty means a single linear layer.
         head_dropout: dropout before each head layer.
         drop_path_rate: stochastic depth, rising linearly to this rate over the layers.
+        conv_stem_channels: widths of an optional convolutional stem (stride-2 3x3 convolutions before the
+            patch projection; e.g. [32, 64, 128] with patch_size 8). Empty: ViT's plain patchify.
         compound_set: name of the compound set (e.g. "abaw7"), stored for reference.
     """
 
@@ -57,6 +59,7 @@ class ViTForCompoundExpressionConfig(PretrainedConfig):
         head_hidden_sizes=(),
         head_dropout=0.0,
         drop_path_rate=0.0,
+        conv_stem_channels=(),
         basic_labels=None,
         compound_set="abaw7",
         compound_names=None,
@@ -82,6 +85,7 @@ class ViTForCompoundExpressionConfig(PretrainedConfig):
         self.head_hidden_sizes = list(head_hidden_sizes)
         self.head_dropout = head_dropout
         self.drop_path_rate = drop_path_rate
+        self.conv_stem_channels = list(conv_stem_channels or [])
 
         self.basic_labels = list(basic_labels) if basic_labels is not None else list(SIX_BASICS)
         if compound_names is None:

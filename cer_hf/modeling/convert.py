@@ -7,6 +7,7 @@ bicubically, the same way ViTMAE's `interpolate_pos_encoding` does.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
@@ -15,10 +16,12 @@ from transformers import ViTMAEConfig, ViTMAEModel
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
 from cer_hf.modeling.configuration_cer import ViTForCompoundExpressionConfig
+from cer_hf.modeling.mae import conv_stem_channels, load_mae_encoder_model
 from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
 from cer_hf.image_io import IMAGENET_MEAN, IMAGENET_STD
 from cer_hf.taxonomy import EMOTION_BASICS, compound_set
 
+logger = logging.getLogger(__name__)
 # Fields that ViTMAEConfig and ViTForCompoundExpressionConfig share, copied one to one.
 ENCODER_FIELDS = (
     "hidden_size",
@@ -66,7 +69,8 @@ def mae_encoder_fields(mae_config: ViTMAEConfig, image_size: int | None = None) 
     image_size = image_size or old_size
     if image_size % mae_config.patch_size:
         raise ValueError(f"--image-size {image_size} is not a multiple of the patch size {mae_config.patch_size}")
-    return {"image_size": image_size, **{field: getattr(mae_config, field) for field in ENCODER_FIELDS}}
+    fields = {field: getattr(mae_config, field) for field in ENCODER_FIELDS}
+    return {"image_size": image_size, **fields, "conv_stem_channels": conv_stem_channels(mae_config)}
 
 
 def mae_encoder_state(mae: ViTMAEModel, image_size: int) -> dict[str, torch.Tensor]:
@@ -98,14 +102,20 @@ def convert_mae_model(
 
 
 def load_mae_encoder(mae_dir: str | Path) -> ViTMAEModel:
-    """Load the encoder of a saved `ViTMAEForPreTraining` or `ViTMAEModel` checkpoint."""
+    """Load the encoder of a saved `ViTMAEForPreTraining` or `ViTMAEModel` checkpoint (safetensors only).
+
+    The decoder is left out by design and said so in one log line; a tensor the encoder misses,
+    or one that belongs to no part of the MAE, is an error.
+    """
     path = Path(mae_dir)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path}: no config.json here; expected a saved ViTMAE checkpoint directory")
     config = ViTMAEConfig.from_pretrained(path)
     if config.model_type != "vit_mae":
         raise ValueError(f"{path}/config.json has model_type {config.model_type!r}, expected 'vit_mae'")
-    return ViTMAEModel.from_pretrained(path, config=config).eval()
+    model, dropped = load_mae_encoder_model(path, config)
+    logger.info(f"[convert] {path}: encoder loaded; the decoder ({dropped} tensors) is dropped by design")
+    return model
 
 
 def image_processor_for(mae_dir: str | Path, image_size: int) -> ViTImageProcessorPil:

@@ -59,16 +59,73 @@ def sincos_position_embedding(grid_size: int, dim: int) -> torch.Tensor:
     return torch.cat([torch.zeros(1, dim), embedding]).unsqueeze(0)
 
 
+def compound_matrix(config, device=None, dtype=None) -> torch.Tensor:
+    """`(num_compounds, num_basics)` 0/1 matrix of a config: row c marks the constituents of compound c.
+
+    Built from the config on each call (a few dozen numbers) rather than kept as a buffer,
+    because non-persistent buffers are not restored when weights load on the meta device.
+    """
+    matrix = torch.zeros(len(config.compound_names), len(config.basic_labels), device=device, dtype=dtype)
+    for row, parts in enumerate(config.compound_constituents):
+        for part in parts:
+            matrix[row, config.basic_labels.index(part)] = 1.0
+    return matrix
+
+
+def multi_label_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean binary cross-entropy over basics and images; integer class labels `(batch,)` are one-hot encoded."""
+    if labels.ndim == 1:
+        labels = F.one_hot(labels.long(), num_classes=logits.shape[-1])
+    return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+
+
+class ViTCompoundExpressionConvStem(nn.Module):
+    """A convolutional stem (Xiao et al., NeurIPS 2021, "Early convolutions help transformers see better").
+
+    `len(channels)` 3x3 convolutions of stride 2, each followed by BatchNorm and ReLU. Optional: with
+    `conv_stem_channels` empty the model patchifies with one strided convolution, as ViT and MAE do.
+    The stem gives the encoder the local, translation-equivariant features a small CNN learns from few
+    faces; the MAE encoder uses the same module (`cer_hf.modeling.mae`), so conversion stays exact.
+    """
+
+    def __init__(self, in_channels: int, channels):
+        super().__init__()
+        layers = []
+        for width in channels:
+            layers += [nn.Conv2d(in_channels, width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(width),
+                       nn.ReLU(inplace=True)]
+            in_channels = width
+        self.convs = nn.Sequential(*layers)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.convs(pixel_values)
+
+
+def stem_projection_stride(patch_size: int, conv_stem_channels) -> int:
+    """The stride of the patch projection after a stem of `len(conv_stem_channels)` stride-2 convolutions."""
+    reduction = 2 ** len(conv_stem_channels)
+    if patch_size % reduction:
+        raise ValueError(f"patch_size {patch_size} is not a multiple of the conv stem's stride {reduction} "
+                         f"({len(conv_stem_channels)} stride-2 convolutions)")
+    return patch_size // reduction
+
+
 class ViTCompoundExpressionPatchEmbeddings(nn.Module):
-    """Split an image into patches and project each to `hidden_size` (a strided convolution)."""
+    """Split an image into patches and project each to `hidden_size` (a strided convolution, after the
+    optional convolutional stem)."""
 
     def __init__(self, config):
         super().__init__()
+        channels = list(getattr(config, "conv_stem_channels", None) or [])
+        stride = stem_projection_stride(config.patch_size, channels)
+        self.stem = ViTCompoundExpressionConvStem(config.num_channels, channels) if channels else None
         self.projection = nn.Conv2d(
-            config.num_channels, config.hidden_size, kernel_size=config.patch_size, stride=config.patch_size
+            channels[-1] if channels else config.num_channels, config.hidden_size, kernel_size=stride, stride=stride
         )
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        if self.stem is not None:
+            pixel_values = self.stem(pixel_values)
         return self.projection(pixel_values).flatten(2).transpose(1, 2)
 
 
@@ -190,7 +247,7 @@ class ViTForCompoundExpressionPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module):
         super()._init_weights(module)
         if isinstance(module, ViTCompoundExpressionEmbeddings):
-            grid = module.image_size // module.patch_embeddings.projection.kernel_size[0]
+            grid = module.image_size // self.config.patch_size
             if not getattr(module.position_embeddings, "_is_hf_initialized", False):
                 module.position_embeddings.copy_(sincos_position_embedding(grid, module.position_embeddings.shape[-1]))
             if not getattr(module.cls_token, "_is_hf_initialized", False):
@@ -218,16 +275,8 @@ class ViTForCompoundExpression(ViTForCompoundExpressionPreTrainedModel):
         self.post_init()
 
     def compound_matrix(self, device=None, dtype=None) -> torch.Tensor:
-        """`(num_compounds, num_basics)` 0/1 matrix: row c marks the constituents of compound c.
-
-        Built from the config on each call (a few dozen numbers) rather than kept as a buffer,
-        because non-persistent buffers are not restored when weights load on the meta device.
-        """
-        matrix = torch.zeros(len(self.config.compound_names), len(self.config.basic_labels), device=device, dtype=dtype)
-        for row, parts in enumerate(self.config.compound_constituents):
-            for part in parts:
-                matrix[row, self.config.basic_labels.index(part)] = 1.0
-        return matrix
+        """`(num_compounds, num_basics)` 0/1 matrix: row c marks the constituents of compound c."""
+        return compound_matrix(self.config, device, dtype)
 
     def pool(self, last_hidden_state: torch.Tensor) -> torch.Tensor:
         """Reduce the encoder output to one feature vector per image (`config.pooling`)."""
@@ -243,13 +292,8 @@ class ViTForCompoundExpression(ViTForCompoundExpressionPreTrainedModel):
         logits = self.head(pooled)
         probabilities = torch.sigmoid(logits)
         compound_scores = probabilities @ self.compound_matrix(probabilities.device, probabilities.dtype).T
-        loss = None
-        if labels is not None:
-            if labels.ndim == 1:
-                labels = F.one_hot(labels.long(), num_classes=logits.shape[-1])
-            loss = F.binary_cross_entropy_with_logits(logits.float(), labels.float())
         return CompoundExpressionOutput(
-            loss=loss,
+            loss=multi_label_loss(logits, labels) if labels is not None else None,
             logits=logits,
             probabilities=probabilities,
             compound_scores=compound_scores,

@@ -1,0 +1,91 @@
+"""The small-data benchmark: the README's two "Train on your own faces" commands, timed, beside the CNN baseline.
+
+For each data folder (imagefolder layout: basic/train, compound/train, compound/test; make one with
+benchmarks/make_small_data.py, held-out identities in compound/test) it runs
+
+1. `accelerate launch ... recipes/pretrain_mae.py --config recipes/configs/pretrain_small_data_cpu.yaml ...`
+2. `accelerate launch ... recipes/curriculum.py --config recipes/configs/curriculum_small_data_cpu.yaml --mae_checkpoint ...`
+3. the same curriculum with `--model_preset resnet-small` (the convolutional baseline), unless `--no-cnn`
+
+exactly as a user would, and prints one row per run: wall time of each stage and the compound macro F1
+that the curriculum prints in its `[result]` line.
+
+    python benchmarks/small_data.py /data/smalldata_s0 /data/smalldata_s1 --out runs/small_data
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LAUNCH = ["accelerate", "launch", "--config_file", str(ROOT / "accelerate_configs" / "cpu.yaml")]
+RESULT = re.compile(r"\[result\] compound macro F1 ([0-9.]+)")
+
+
+def run(command: list[str], log: Path) -> tuple[float, str]:
+    """Run a command, keep its output in `log`, return (wall seconds, output); a failure stops the benchmark."""
+    start = time.perf_counter()
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    log.write_text(completed.stdout + completed.stderr)
+    if completed.returncode:
+        sys.exit(f"{' '.join(command)} failed (exit {completed.returncode}); see {log}")
+    return seconds, completed.stdout + completed.stderr
+
+
+def f1_of(output: str) -> float:
+    match = RESULT.search(output)
+    if not match:
+        raise ValueError("the curriculum printed no [result] line")
+    return float(match.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", nargs="+", help="data folders (basic/train, compound/train, compound/test)")
+    parser.add_argument("--out", default="runs/small_data", help="where models and logs go")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (the same for every folder)")
+    parser.add_argument("--no-cnn", action="store_true", help="skip the CNN baseline")
+    args = parser.parse_args()
+    rows = []
+    for data in map(Path, args.data):
+        out = Path(args.out) / data.name
+        out.mkdir(parents=True, exist_ok=True)
+        sources = ["--basic_source", f"imagefolder:{data}/basic/train", "--compound_source",
+                   f"imagefolder:{data}/compound/train", "--eval_source", f"imagefolder:{data}/compound/test"]
+        pretrain_s, _ = run([*LAUNCH, "recipes/pretrain_mae.py", "--config", "recipes/configs/pretrain_small_data_cpu.yaml",
+                             "--sources", f"imagefolder:{data}/basic/train", f"imagefolder:{data}/compound/train",
+                             "--report_to", "none", "--seed", str(args.seed), "--output_dir", str(out / "mae")],
+                            out / "pretrain.log")
+        curriculum_s, output = run([*LAUNCH, "recipes/curriculum.py", "--config",
+                                    "recipes/configs/curriculum_small_data_cpu.yaml", "--mae_checkpoint", str(out / "mae"),
+                                    *sources, "--seed", str(args.seed), "--output_dir", str(out / "cer")],
+                                   out / "curriculum.log")
+        rows.append({"data": data.name, "model": "MAE → curriculum ViT", "pretrain_s": round(pretrain_s),
+                     "curriculum_s": round(curriculum_s), "total_min": round((pretrain_s + curriculum_s) / 60, 1),
+                     "compound_macro_f1": f1_of(output)})
+        print(json.dumps(rows[-1]), flush=True)
+        if not args.no_cnn:
+            cnn_s, output = run([*LAUNCH, "recipes/curriculum.py", "--config",
+                                 "recipes/configs/curriculum_small_data_cpu.yaml", "--model_preset", "resnet-small",
+                                 *sources, "--seed", str(args.seed),
+                                 "--output_dir", str(out / "cnn")], out / "cnn.log")
+            rows.append({"data": data.name, "model": "CNN baseline (resnet-small), same curriculum", "pretrain_s": 0,
+                         "curriculum_s": round(cnn_s), "total_min": round(cnn_s / 60, 1),
+                         "compound_macro_f1": f1_of(output)})
+            print(json.dumps(rows[-1]), flush=True)
+    print("\n| data | model | pretrain s | curriculum s | total min | compound macro F1 |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for row in rows:
+        print(f"| {row['data']} | {row['model']} | {row['pretrain_s']} | {row['curriculum_s']} | {row['total_min']} "
+              f"| {row['compound_macro_f1']:.4f} |")
+
+
+if __name__ == "__main__":
+    main()
