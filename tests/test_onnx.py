@@ -138,3 +138,12 @@ def test_cli_export_then_predict(model_dir, tmp_path, capsys):
     _images(1)[0].save(image)
     assert cli_main(["predict", str(out), str(image), "--faces-cropped"]) == 0
     assert "face.png" in capsys.readouterr().out
+
+
+def test_missing_onnxruntime_says_what_to_install(exported, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` now raises ImportError
+    with pytest.raises(ImportError, match=r"pip install 'cer_hf\[onnx\]'"):
+        CompoundExpressionPredictor.from_pretrained(str(exported[0]))
+    assert cli_main(["export-onnx", str(exported[0]), str(exported[0] / "again")]) == 2

@@ -141,8 +141,12 @@ class OnnxCompoundModel:
     """An exported model run by onnxruntime, called like the PyTorch model: `model(pixels).compound_scores`.
 
     The session is created on the first call, with torch's intra-op thread count at that moment, so
-    `set_cpu_threads` (the `--threads` option) applies to onnxruntime too.
+    `set_cpu_threads` (the `--threads` option) applies to onnxruntime too. `device`, `dtype` and `eval()`
+    let code written for the PyTorch model (`cer_hf.evaluation.images.predict_probabilities`) run it.
     """
+
+    device = torch.device("cpu")  # where inputs are prepared; the providers decide where the graph runs
+    dtype = torch.float32
 
     def __init__(self, onnx_path: str | Path, config: ViTForCompoundExpressionConfig, *, providers=None):
         self.onnxruntime = _onnxruntime()
@@ -159,6 +163,9 @@ class OnnxCompoundModel:
         directory = Path(directory)
         config = ViTForCompoundExpressionConfig.from_pretrained(directory)
         return cls(directory / ONNX_FILE, config, providers=providers)
+
+    def eval(self) -> OnnxCompoundModel:
+        return self
 
     @property
     def session(self):
