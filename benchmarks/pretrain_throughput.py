@@ -46,6 +46,8 @@ def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="tiny", choices=list(ENCODER_PRESETS))
     parser.add_argument("--image-size", type=int, default=112)
+    parser.add_argument("--decoder-preset", default=None,
+                        help="MAE decoder: micro|tiny|small|mae|scaled (default: the recipe's, mae for non-micro)")
     parser.add_argument("--patch-size", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=10, help="timed steps per round")
@@ -95,7 +97,8 @@ def main() -> None:
         torch.backends.cudnn.allow_tf32 = True
     autocast_dtype = torch.bfloat16 if args.precision == "bf16" else None
 
-    config = mae_config(args.preset, image_size=args.image_size, patch_size=args.patch_size)
+    config = mae_config(args.preset, image_size=args.image_size, patch_size=args.patch_size,
+                        decoder=args.decoder_preset)
     config._attn_implementation = "sdpa"
     torch.manual_seed(0)
     model = ViTMAEForPreTraining(config).to(device).train()  # fp32 master weights; bf16 via autocast

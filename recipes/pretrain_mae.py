@@ -34,10 +34,11 @@ from transformers import ViTMAEForPreTraining
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
 from cer_hf.arguments import parse_args, save_args
+from cer_hf.hub.loading import UnsafeWeightsError, check_safe_weights, list_model_files
 from cer_hf.data.streams import FaceStream, collate_faces, pretraining_stream, single_threaded_worker
 from cer_hf.data.transforms import MAETrainTransform, normalize_pixels
 from cer_hf.image_io import normalization
-from cer_hf.presets import mae_config
+from cer_hf.presets import DECODER_FIELDS, mae_config
 from cer_hf.pretraining import (
     CheckpointManager, NonFiniteLossError, RankState, epoch_batches, format_counts, lr_at_step, mask_noise,
     merge_counts, param_groups, parameter_digest, scaled_lr, set_lr,
@@ -52,8 +53,14 @@ class ModelArguments:
     model_name_or_path: str | None = field(default=None, metadata={"help": "start from a saved MAE instead"})
     image_size: int = 224
     patch_size: int = 16
-    mask_ratio: float = 0.75
+    mask_ratio: float = field(default=0.75, metadata={"help": "share of patches masked, in (0, 1)"})
     norm_pix_loss: bool = True
+    decoder_preset: str | None = field(default=None, metadata={
+        "help": "micro|tiny|small|mae|scaled (default: micro for the micro encoder, else mae = the paper's 512x8)"})
+    decoder_hidden_size: int | None = field(default=None, metadata={"help": "overrides the decoder preset"})
+    decoder_num_hidden_layers: int | None = field(default=None, metadata={"help": "overrides the decoder preset"})
+    decoder_num_attention_heads: int | None = field(default=None, metadata={"help": "overrides the decoder preset"})
+    decoder_intermediate_size: int | None = field(default=None, metadata={"help": "overrides the decoder preset"})
     gradient_checkpointing: bool = False
     torch_compile: bool = False
 
@@ -103,10 +110,43 @@ class PretrainingArguments:
     hub_private: bool = False
 
 
-def main(argv=None):
-    model_args, data_args, train_args = parse_args((ModelArguments, DataArguments, PretrainingArguments), argv)
+def decoder_overrides(model_args: ModelArguments) -> dict:
+    """The explicit `--decoder_*` sizes that were given."""
+    return {name: getattr(model_args, name) for name in DECODER_FIELDS if getattr(model_args, name) is not None}
+
+
+def check_args(model_args: ModelArguments, train_args: PretrainingArguments) -> None:
+    """Refuse options that would train something else than asked, before any data or model is loaded."""
     if not train_args.output_dir:
         raise SystemExit("--output_dir is required")
+    if not 0.0 < model_args.mask_ratio < 1.0:
+        raise SystemExit(f"--mask_ratio {model_args.mask_ratio:g}: must be between 0 and 1 (exclusive); "
+                         "the MAE paper masks 0.75 of the patches")
+    if not train_args.base_learning_rate > 0:  # also catches NaN
+        raise SystemExit(f"--base_learning_rate {train_args.base_learning_rate:g}: must be positive")
+    if not train_args.min_learning_rate >= 0:
+        raise SystemExit(f"--min_learning_rate {train_args.min_learning_rate:g}: must be 0 or positive")
+    for name in ("per_device_batch_size", "gradient_accumulation_steps", "max_steps"):
+        if getattr(train_args, name) < 1:
+            raise SystemExit(f"--{name} {getattr(train_args, name)}: must be at least 1")
+    for name, value in decoder_overrides(model_args).items():
+        if value < 1:
+            raise SystemExit(f"--{name} {value}: must be at least 1")
+    if model_args.model_name_or_path:
+        if model_args.decoder_preset or decoder_overrides(model_args):
+            raise SystemExit("--decoder_preset / --decoder_* build a new model; --model_name_or_path "
+                             f"{model_args.model_name_or_path} keeps the decoder it was saved with")
+        files = list_model_files(model_args.model_name_or_path)
+        try:
+            if files is not None:
+                check_safe_weights(files, f"--model_name_or_path {model_args.model_name_or_path}")
+        except (UnsafeWeightsError, FileNotFoundError) as error:
+            raise SystemExit(str(error)) from None
+
+
+def main(argv=None):
+    model_args, data_args, train_args = parse_args((ModelArguments, DataArguments, PretrainingArguments), argv)
+    check_args(model_args, train_args)
 
     # Accelerator: precision and trackers. Batches are never dispatched from rank 0 (see module docstring).
     accelerator = Accelerator(
@@ -118,18 +158,31 @@ def main(argv=None):
         dynamo_backend="inductor" if model_args.torch_compile else "no",
     )
     rank, world_size = accelerator.process_index, accelerator.num_processes
-    if accelerator.is_main_process:
+    effective_batch = train_args.per_device_batch_size * world_size * train_args.gradient_accumulation_steps
+    peak_lr = scaled_lr(train_args.base_learning_rate, effective_batch)
+    if train_args.min_learning_rate > peak_lr:
+        raise SystemExit(f"--min_learning_rate {train_args.min_learning_rate:g} is above the peak lr {peak_lr:g} "
+                         f"(--base_learning_rate {train_args.base_learning_rate:g} × effective batch "
+                         f"{effective_batch} / 256)")
+    config = None
+    if not model_args.model_name_or_path:
+        try:
+            config = mae_config(
+                model_args.model_preset, image_size=model_args.image_size, patch_size=model_args.patch_size,
+                mask_ratio=model_args.mask_ratio, norm_pix_loss=model_args.norm_pix_loss,
+                decoder=model_args.decoder_preset, **decoder_overrides(model_args),
+            )
+        except ValueError as error:
+            raise SystemExit(str(error)) from None
+    if accelerator.is_main_process:  # only once every option passed its checks
         save_args((model_args, data_args, train_args), train_args.output_dir)
     set_seed(train_args.seed)
 
-    # Model: ViTMAEForPreTraining from a preset (75% masking, norm-pix loss) or a checkpoint.
+    # Model: ViTMAEForPreTraining from a preset (75% masking, norm-pix loss) or a checkpoint (safetensors only).
     if model_args.model_name_or_path:
-        model = ViTMAEForPreTraining.from_pretrained(model_args.model_name_or_path, attn_implementation="sdpa")
+        model = ViTMAEForPreTraining.from_pretrained(
+            model_args.model_name_or_path, attn_implementation="sdpa", use_safetensors=True)
     else:
-        config = mae_config(
-            model_args.model_preset, image_size=model_args.image_size, patch_size=model_args.patch_size,
-            mask_ratio=model_args.mask_ratio, norm_pix_loss=model_args.norm_pix_loss,
-        )
         config._attn_implementation = "sdpa"
         model = ViTMAEForPreTraining(config)
     if model_args.gradient_checkpointing:
@@ -162,8 +215,6 @@ def main(argv=None):
         )
 
     # Optimiser: AdamW (0.9, 0.95), weight decay 0.05 except biases/norms; lr = base_lr × effective batch / 256.
-    effective_batch = train_args.per_device_batch_size * world_size * train_args.gradient_accumulation_steps
-    peak_lr = scaled_lr(train_args.base_learning_rate, effective_batch)
     accelerator.print(
         f"effective batch {effective_batch} = {train_args.per_device_batch_size} per device × {world_size} "
         f"processes × {train_args.gradient_accumulation_steps} accumulation; base lr {train_args.base_learning_rate:g} "
