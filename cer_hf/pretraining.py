@@ -135,15 +135,21 @@ class RankState:
 def epoch_batches(stream, make_loader, *, epoch: int = 0, skip_batches: int = 0):
     """Endless (epoch, index_in_epoch, batch) over epochs of `stream`, starting at batch `skip_batches` of `epoch`.
 
-    Each epoch calls `stream.set_epoch(epoch)` (new shuffle, new augmentations) and `make_loader(stream)`.
+    Each epoch calls `stream.set_epoch(epoch)` (new shuffle, new augmentations), then iterates the loader.
+    `make_loader(stream)` is called once when it returns a DataLoader with `persistent_workers=True`: its
+    workers then live across passes (no restart stall at every pass boundary) and see each new epoch through
+    the stream's shared-memory epoch; otherwise it is called every epoch. Both give the same batches.
     Resuming replays the epoch's first `skip_batches` batches and drops them: the shuffled order is a
     pure function of (seed, epoch, rank, workers), so this lands on exactly the next unseen batch
     (the cost: re-reading that part of the epoch, without any model compute).
     """
+    loader = None
     while True:
-        stream.set_epoch(epoch)
+        stream.set_epoch(epoch)  # before the pass's iterator exists: persistent workers read it when it starts
+        if loader is None or not getattr(loader, "persistent_workers", False):
+            loader = make_loader(stream)
         index = -1
-        for index, batch in enumerate(make_loader(stream)):
+        for index, batch in enumerate(loader):
             if index >= skip_batches:
                 yield epoch, index, batch
         if index < 0:

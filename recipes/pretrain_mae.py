@@ -74,6 +74,8 @@ class DataArguments:
     shuffle_buffer: int = 1000
     num_workers: int = 4
     prefetch_factor: int = 4
+    persistent_workers: bool = field(default=True, metadata={
+        "help": "keep DataLoader workers alive across passes (no restart stall at each pass boundary)"})
     allow_uneven_shards: bool = False
     normalization: str = field(default="imagenet", metadata={"help": "imagenet|face"})
     crop_scale_min: float = 0.2
@@ -212,6 +214,7 @@ def main(argv=None):
             num_workers=data_args.num_workers, pin_memory=accelerator.device.type == "cuda",
             worker_init_fn=single_threaded_worker,
             prefetch_factor=data_args.prefetch_factor if data_args.num_workers else None,
+            persistent_workers=data_args.persistent_workers and data_args.num_workers > 0,
         )
 
     # Optimiser: AdamW (0.9, 0.95), weight decay 0.05 except biases/norms; lr = base_lr × effective batch / 256.

@@ -218,3 +218,42 @@ def test_stream_with_bad_images_completes_and_counts_by_reason(tmp_path):
         assert batch["pixel_values"].dtype == torch.uint8
     assert sum(len(batch["keys"]) for batch in batches) == 6  # 9 files − 3 skipped
     assert dict(counts) == expected
+
+
+def _faces_folder(root, count=22):
+    root.mkdir()
+    for index in range(count):
+        Image.fromarray(np.full((20 + index % 5, 18, 3), index * 11 % 256, dtype=np.uint8)).save(root / f"{index:03d}.png")
+    return root
+
+
+@pytest.mark.parametrize("source", ["imagefolder", "synthetic"])
+def test_persistent_workers_give_the_batches_fresh_workers_give(tmp_path, source):
+    """Workers kept alive across passes (`persistent_workers=True`) see every new epoch (shuffle and augmentation)
+    and yield, pass after pass and when resuming mid-epoch, exactly the batches a new DataLoader per pass yields."""
+    from cer_hf.pretraining import epoch_batches
+
+    spec = f"imagefolder:{_faces_folder(tmp_path / 'faces')}" if source == "imagefolder" else "synthetic:22"
+
+    def run(persistent, epoch=0, skip=0, count=15):
+        stream = FaceStream(pretraining_stream([spec], seed=1, shuffle_buffer=6, num_workers=2, synthetic_image_size=20,
+                                               synthetic_shards=4), MAETrainTransform(16, seed=1))
+
+        def make_loader(dataset):
+            return torch.utils.data.DataLoader(dataset, batch_size=4, num_workers=2, collate_fn=collate_faces,
+                                               persistent_workers=persistent)
+
+        batches = epoch_batches(stream, make_loader, epoch=epoch, skip_batches=skip)
+        result = [(e, i, b["keys"], b["pixel_values"]) for e, i, b in take(batches, count)]
+        batches.close()
+        return result
+
+    fresh, kept = run(False), run(True)
+    assert [r[:3] for r in fresh] == [r[:3] for r in kept]
+    assert all(torch.equal(a[3], b[3]) for a, b in zip(fresh, kept))
+    assert {r[0] for r in kept} == {0, 1, 2}  # three passes (6 batches of 22 images with 2 workers)
+    assert [r[2] for r in kept if r[0] == 0] != [r[2] for r in kept if r[0] == 1]  # reshuffled
+    resumed = run(True, epoch=1, skip=2, count=5)
+    start = next(n for n, r in enumerate(kept) if r[:2] == (1, 2))
+    assert [r[:3] for r in resumed] == [r[:3] for r in kept[start:start + 5]]
+    assert all(torch.equal(a[3], b[3]) for a, b in zip(resumed, kept[start:start + 5]))
