@@ -17,6 +17,8 @@ the loader is deliberately not passed to `accelerator.prepare`. Accelerate's def
 datasets (`dispatch_batches=True`) makes rank 0 read and decode every batch and broadcast it, and
 without it a non-`datasets` iterable is wrapped in `IterableDatasetShard`, where every rank reads
 everything and keeps a slice. Both waste I/O and decode work at 4.5 M faces × 8 GPUs.
+The loader's workers persist across passes (`--persistent_workers`, on by default): each pass's epoch
+reaches them through shared memory, so there is no worker restart at a pass boundary.
 """
 
 from __future__ import annotations
