@@ -71,6 +71,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="timed seconds per backend")
     parser.add_argument("--threads", type=int, default=None, help="torch and onnxruntime intra-op threads")
     parser.add_argument("--eval", default="synthetic:all:700", help="labelled source for the F1 check ('' skips it)")
+    parser.add_argument("--eval-seed", type=int, default=12345,
+                        help="seed of a synthetic --eval source (default: cer-hf evaluate's, held out from training)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -115,7 +117,8 @@ def main() -> None:
             print(f"{label:<14s} {wall:10.1f} {cpu:13.1f}")
 
     if args.eval:
-        rows = load_evaluation_images(args.eval, image_size=size, compound_set_name=model.config.compound_set,
+        rows = load_evaluation_images(args.eval, image_size=size, seed=args.eval_seed,
+                                      compound_set_name=model.config.compound_set,
                                       label_space=tuple(model.config.basic_labels))
         f1_fp32, predicted_fp32 = compound_f1(onnx_models["onnx fp32"], rows, processor)
         f1_int8, predicted_int8 = compound_f1(onnx_models["onnx int8"], rows, processor)
