@@ -5,9 +5,9 @@
 Writes `--images` synthetic faces as JPEG files into a temporary image folder (the `imagefolder:` source;
 a few passes of it per run, like a small real dataset), builds the recipe's stream (shuffle buffer,
 MAE crop + flip in the workers) and its DataLoader, and runs `--passes` passes through
-`cer_hf.pretraining.epoch_batches` with a stand-in training step of `--step-ms` milliseconds (sleep), once
-with `persistent_workers=False` (the recipe before: new workers every pass) and once with `True` (the recipe
-now), alternating for `--rounds` rounds. Per setting it prints the median wait for a batch inside a pass, the
+`cer_hf.pretraining.epoch_batches` with a stand-in training step of `--step-ms` milliseconds (sleep), with
+`persistent_workers=False` (the recipe before: new workers every pass), `True` (the recipe's default now) and
+`True` plus a second loader priming the next pass (`--prime_next_pass true`), alternating for `--rounds` rounds. Per setting it prints the median wait for a batch inside a pass, the
 median wait for the first batch of a pass (passes 2+, the boundary), and steps/s over the whole run.
 """
 
@@ -37,12 +37,13 @@ def write_faces(folder: Path, count: int, size: int) -> None:
         rendered[index % len(rendered)].rotate(index // len(rendered)).save(folder / f"{index:05d}.jpg", quality=90)
 
 
-def run(folder: Path, args, persistent: bool) -> dict:
-    stream = FaceStream(
-        pretraining_stream([f"imagefolder:{folder}"], seed=0, shuffle_buffer=args.shuffle_buffer,
-                           num_workers=args.num_workers),
-        MAETrainTransform(args.image_size, seed=0),
-    )
+def run(folder: Path, args, persistent: bool, primed: bool) -> dict:
+    def make_stream():
+        return FaceStream(
+            pretraining_stream([f"imagefolder:{folder}"], seed=0, shuffle_buffer=args.shuffle_buffer,
+                               num_workers=args.num_workers),
+            MAETrainTransform(args.image_size, seed=0),
+        )
 
     def make_loader(dataset):
         return torch.utils.data.DataLoader(
@@ -51,7 +52,7 @@ def run(folder: Path, args, persistent: bool) -> dict:
             persistent_workers=persistent,
         )
 
-    batches = epoch_batches(stream, make_loader)
+    batches = epoch_batches(make_stream(), make_loader, next_stream=make_stream() if primed else None)
     waits: list[tuple[int, int, float]] = []
     start = time.perf_counter()
     while True:
@@ -87,12 +88,13 @@ def main() -> None:
     write_faces(folder, args.images, args.source_size)
     print(f"{args.images} JPEG faces ({args.source_size} px) → {args.image_size} px crops, batch {args.batch_size}, "
           f"{args.num_workers} workers, {args.passes} passes, step {args.step_ms:g} ms, torch {torch.__version__}")
-    print(f"{'workers':<10s} {'round':>5s} {'in-pass wait ms':>16s} {'boundary wait ms':>17s} {'steps/s':>8s}")
+    print(f"{'workers':<16s} {'round':>5s} {'in-pass wait ms':>16s} {'boundary wait ms':>17s} {'steps/s':>8s}")
+    settings = {"restarted": (False, False), "kept": (True, False), "kept + primed": (True, True)}
     for round_ in range(args.rounds):
-        for persistent in (False, True):
-            result = run(folder, args, persistent)
-            print(f"{'kept' if persistent else 'restarted':<10s} {round_:5d} {result['inside_ms']:16.1f} "
-                  f"{result['boundary_ms']:17.1f} {result['steps_per_s']:8.2f}")
+        for name, (persistent, primed) in settings.items():
+            result = run(folder, args, persistent, primed)
+            print(f"{name:<16s} {round_:5d} {result['inside_ms']:16.1f} {result['boundary_ms']:17.1f} "
+                  f"{result['steps_per_s']:8.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -78,6 +78,8 @@ class DataArguments:
     prefetch_factor: int = 4
     persistent_workers: bool = field(default=True, metadata={
         "help": "keep DataLoader workers alive across passes (no restart stall at each pass boundary)"})
+    prime_next_pass: bool = field(default=False, metadata={
+        "help": "a second loader starts the next pass before this one ends (no refill stall; 2x workers)"})
     allow_uneven_shards: bool = False
     normalization: str = field(default="imagenet", metadata={"help": "imagenet|face"})
     crop_scale_min: float = 0.2
@@ -196,19 +198,24 @@ def main(argv=None):
 
     # Data: this rank's shards of the interleaved, shuffled stream; decoding and augmentation in workers.
     mean, std = normalization(data_args.normalization)
-    stream = FaceStream(
-        pretraining_stream(
-            data_args.sources, probabilities=data_args.source_probabilities, seed=train_args.seed,
-            shuffle_buffer=data_args.shuffle_buffer, rank=rank, world_size=world_size,
-            num_workers=data_args.num_workers, allow_uneven_shards=data_args.allow_uneven_shards,
-            synthetic_image_size=data_args.synthetic_image_size or image_size,
-            synthetic_shards=data_args.synthetic_shards,
-        ),
-        MAETrainTransform(
-            image_size, scale=(data_args.crop_scale_min, 1.0), min_size=data_args.min_image_size,
-            seed=train_args.seed,
-        ),
-    )
+    def make_stream():
+        return FaceStream(
+            pretraining_stream(
+                data_args.sources, probabilities=data_args.source_probabilities, seed=train_args.seed,
+                shuffle_buffer=data_args.shuffle_buffer, rank=rank, world_size=world_size,
+                num_workers=data_args.num_workers, allow_uneven_shards=data_args.allow_uneven_shards,
+                synthetic_image_size=data_args.synthetic_image_size or image_size,
+                synthetic_shards=data_args.synthetic_shards,
+            ),
+            MAETrainTransform(
+                image_size, scale=(data_args.crop_scale_min, 1.0), min_size=data_args.min_image_size,
+                seed=train_args.seed,
+            ),
+        )
+
+    stream = make_stream()
+    # --prime_next_pass: an identical second stream, whose loader runs the next pass ahead (see epoch_batches)
+    next_stream = make_stream() if data_args.prime_next_pass and data_args.num_workers > 0 else None
 
     def make_loader(dataset):
         return torch.utils.data.DataLoader(
@@ -238,7 +245,8 @@ def main(argv=None):
         path = checkpoints.resolve(train_args.resume_from_checkpoint)
         state = checkpoints.load(accelerator, path)
         accelerator.print(f"resumed from {path} at step {state.step} (epoch {state.epoch}, batch {state.batches_in_epoch})")
-    batches = epoch_batches(stream, make_loader, epoch=state.epoch, skip_batches=state.batches_in_epoch)
+    batches = epoch_batches(stream, make_loader, epoch=state.epoch, skip_batches=state.batches_in_epoch,
+                            next_stream=next_stream)
 
     if accelerator.log_with:
         tracker_config = {**asdict(model_args), **asdict(data_args), **asdict(train_args), "peak_lr": peak_lr}

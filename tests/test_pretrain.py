@@ -370,3 +370,17 @@ def test_cpu_bf16_autocast_tracks_the_float32_loss(tmp_path):
     assert len(losses["bf16"]) == 3 and losses["bf16"] != losses["fp32"]  # bf16 did run in lower precision
     assert all(abs(a - b) / a < 0.03 for a, b in zip(losses["fp32"], losses["bf16"])), losses
     assert load_file(tmp_path / "bf16" / "model.safetensors")["vit.embeddings.cls_token"].dtype == torch.float32
+
+
+def test_priming_the_next_pass_trains_the_same_model(tmp_path):
+    """--prime_next_pass (a second loader runs the next pass ahead) and --persistent_workers false give the
+    weights of the default run: the batches are the same, only their timing differs."""
+    args = ["--sources", "synthetic:40", "--synthetic_shards", 4, "--per_device_batch_size", 8, "--max_steps", 12,
+            "--num_workers", 2, "--shuffle_buffer", 16, "--save_steps", 100, "--logging_steps", 4]
+    for name, extra in (("default", []), ("primed", ["--prime_next_pass", "true"]),
+                        ("restarted", ["--persistent_workers", "false"])):
+        recipe_main(tmp_path / name, *args, *extra)
+    weights = {name: load_file(tmp_path / name / "model.safetensors") for name in ("default", "primed", "restarted")}
+    for name in ("primed", "restarted"):
+        assert all(torch.equal(weights["default"][k], weights[name][k]) for k in weights["default"]), name
+    assert json.loads((tmp_path / "primed" / "summary.json").read_text())["images"] == 2 * 40  # 2 passes: 6 batches (8, 8, 4 per worker)

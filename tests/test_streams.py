@@ -228,32 +228,37 @@ def _faces_folder(root, count=22):
 
 
 @pytest.mark.parametrize("source", ["imagefolder", "synthetic"])
-def test_persistent_workers_give_the_batches_fresh_workers_give(tmp_path, source):
-    """Workers kept alive across passes (`persistent_workers=True`) see every new epoch (shuffle and augmentation)
-    and yield, pass after pass and when resuming mid-epoch, exactly the batches a new DataLoader per pass yields."""
+def test_persistent_and_primed_workers_give_the_batches_fresh_workers_give(tmp_path, source):
+    """Workers kept alive across passes (`persistent_workers=True`) and a second loader priming the next pass
+    (`next_stream`) see every new epoch (shuffle and augmentation) and yield, pass after pass and when resuming
+    mid-epoch, exactly the batches a new DataLoader per pass yields."""
     from cer_hf.pretraining import epoch_batches
 
     spec = f"imagefolder:{_faces_folder(tmp_path / 'faces')}" if source == "imagefolder" else "synthetic:22"
 
-    def run(persistent, epoch=0, skip=0, count=15):
-        stream = FaceStream(pretraining_stream([spec], seed=1, shuffle_buffer=6, num_workers=2, synthetic_image_size=20,
-                                               synthetic_shards=4), MAETrainTransform(16, seed=1))
+    def make_stream():
+        return FaceStream(pretraining_stream([spec], seed=1, shuffle_buffer=6, num_workers=2, synthetic_image_size=20,
+                                             synthetic_shards=4), MAETrainTransform(16, seed=1))
 
+    def run(persistent, primed=False, epoch=0, skip=0, count=15):
         def make_loader(dataset):
             return torch.utils.data.DataLoader(dataset, batch_size=4, num_workers=2, collate_fn=collate_faces,
                                                persistent_workers=persistent)
 
-        batches = epoch_batches(stream, make_loader, epoch=epoch, skip_batches=skip)
+        batches = epoch_batches(make_stream(), make_loader, epoch=epoch, skip_batches=skip,
+                                next_stream=make_stream() if primed else None)
         result = [(e, i, b["keys"], b["pixel_values"]) for e, i, b in take(batches, count)]
         batches.close()
         return result
 
-    fresh, kept = run(False), run(True)
-    assert [r[:3] for r in fresh] == [r[:3] for r in kept]
-    assert all(torch.equal(a[3], b[3]) for a, b in zip(fresh, kept))
-    assert {r[0] for r in kept} == {0, 1, 2}  # three passes (6 batches of 22 images with 2 workers)
-    assert [r[2] for r in kept if r[0] == 0] != [r[2] for r in kept if r[0] == 1]  # reshuffled
-    resumed = run(True, epoch=1, skip=2, count=5)
-    start = next(n for n, r in enumerate(kept) if r[:2] == (1, 2))
-    assert [r[:3] for r in resumed] == [r[:3] for r in kept[start:start + 5]]
-    assert all(torch.equal(a[3], b[3]) for a, b in zip(resumed, kept[start:start + 5]))
+    def same(a, b):
+        return [r[:3] for r in a] == [r[:3] for r in b] and all(torch.equal(x[3], y[3]) for x, y in zip(a, b))
+
+    fresh = run(False)
+    assert {r[0] for r in fresh} == {0, 1, 2}  # three passes (6 batches of 22 images with 2 workers)
+    assert [r[2] for r in fresh if r[0] == 0] != [r[2] for r in fresh if r[0] == 1]  # reshuffled
+    for persistent, primed in ((True, False), (False, True), (True, True)):
+        assert same(run(persistent, primed), fresh), (persistent, primed)
+        resumed = run(persistent, primed, epoch=1, skip=2, count=5)
+        start = next(n for n, r in enumerate(fresh) if r[:2] == (1, 2))
+        assert same(resumed, fresh[start:start + 5]), ("resumed", persistent, primed)
