@@ -27,6 +27,7 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 from accelerate import Accelerator
@@ -142,12 +143,17 @@ def check_args(model_args: ModelArguments, train_args: PretrainingArguments) -> 
         if model_args.decoder_preset or decoder_overrides(model_args):
             raise SystemExit("--decoder_preset / --decoder_* build a new model; --model_name_or_path "
                              f"{model_args.model_name_or_path} keeps the decoder it was saved with")
-        files = list_model_files(model_args.model_name_or_path)
+        path = str(model_args.model_name_or_path)
+        if not Path(path).is_dir() and (path.startswith(("/", ".", "~")) or path.count("/") != 1):
+            raise SystemExit(f"--model_name_or_path {path}: no such folder (and not a Hub repo id, org/name)")
         try:
+            files = list_model_files(model_args.model_name_or_path)
             if files is not None:
                 check_safe_weights(files, f"--model_name_or_path {model_args.model_name_or_path}")
         except (UnsafeWeightsError, FileNotFoundError) as error:
             raise SystemExit(str(error)) from None
+        except ValueError as error:  # huggingface_hub's HFValidationError: not a valid repo id
+            raise SystemExit(f"--model_name_or_path {path}: no such folder, and not a Hub repo id ({error})") from None
 
 
 def main(argv=None):

@@ -357,6 +357,9 @@ def test_recipe_refuses_a_pickle_only_checkpoint(tmp_path, tiny_mae_dir, monkeyp
     assert not (out / "resolved_args.json").exists()
     with pytest.raises(SystemExit, match="keeps the decoder it was saved with"):
         recipe_main(out, "--model_name_or_path", tiny_mae_dir, "--decoder_preset", "micro")
+    with pytest.raises(SystemExit, match="--model_name_or_path .*: no such folder"):
+        recipe_main(out, "--model_name_or_path", tmp_path / "missing" / "dir")
+    assert not (out / "resolved_args.json").exists()
 
 
 def test_cpu_bf16_autocast_tracks_the_float32_loss(tmp_path):
