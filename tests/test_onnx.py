@@ -147,3 +147,18 @@ def test_missing_onnxruntime_says_what_to_install(exported, monkeypatch):
     with pytest.raises(ImportError, match=r"pip install 'cer_hf\[onnx\]'"):
         CompoundExpressionPredictor.from_pretrained(str(exported[0]))
     assert cli_main(["export-onnx", str(exported[0]), str(exported[0] / "again")]) == 2
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_parity_with_an_mlp_head_and_either_pooling(tmp_path, pooling):
+    torch.manual_seed(1)
+    config = compound_config("rafdb", image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
+                             num_attention_heads=4, intermediate_size=64, head_hidden_sizes=[16], pooling=pooling)
+    model = ViTForCompoundExpression(config).eval()
+    export_onnx(model, tmp_path / "out", image_processor=ViTImageProcessorPil(size={"height": 32, "width": 32}))
+    pixels = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        reference = model(pixel_values=pixels).compound_scores
+    result = OnnxCompoundModel.from_pretrained(tmp_path / "out")(pixels).compound_scores
+    assert result.shape == reference.shape == (3, len(config.compound_names))
+    assert torch.allclose(result, reference, atol=1e-4, rtol=0)
