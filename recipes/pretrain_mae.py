@@ -37,9 +37,9 @@ from transformers import ViTMAEForPreTraining
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
 from cer_hf.arguments import parse_args, save_args
-from cer_hf.hub.loading import UnsafeWeightsError, check_safe_weights, list_model_files
 from cer_hf.data.streams import FaceStream, collate_faces, pretraining_stream, single_threaded_worker
 from cer_hf.data.transforms import MAETrainTransform, normalize_pixels
+from cer_hf.hub.loading import UnsafeWeightsError, check_safe_weights, list_model_files
 from cer_hf.image_io import normalization
 from cer_hf.presets import DECODER_FIELDS, mae_config
 from cer_hf.pretraining import (
@@ -204,6 +204,7 @@ def main(argv=None):
 
     # Data: this rank's shards of the interleaved, shuffled stream; decoding and augmentation in workers.
     mean, std = normalization(data_args.normalization)
+
     def make_stream():
         return FaceStream(
             pretraining_stream(
