@@ -162,3 +162,14 @@ def test_parity_with_an_mlp_head_and_either_pooling(tmp_path, pooling):
     result = OnnxCompoundModel.from_pretrained(tmp_path / "out")(pixels).compound_scores
     assert result.shape == reference.shape == (3, len(config.compound_names))
     assert torch.allclose(result, reference, atol=1e-4, rtol=0)
+
+
+def test_export_leaves_the_callers_model_as_it_was(model_dir, tmp_path):
+    model = ViTForCompoundExpression.from_pretrained(model_dir).train().to(torch.bfloat16)
+    processor = ViTImageProcessorPil(size={"height": 32, "width": 32})
+    info = export_onnx(model, tmp_path / "bf16", image_processor=processor)  # exported from a float32 copy
+    assert model.training and next(model.parameters()).dtype == torch.bfloat16
+    assert info["max_abs_diff"]["compound_scores"] <= 1e-4
+    export_onnx(model_dir, tmp_path / "again", quantize="int8")
+    export_onnx(model_dir, tmp_path / "again")  # a float export into the same folder drops the int8 leftovers
+    assert not (tmp_path / "again" / "model_fp32.onnx").exists()

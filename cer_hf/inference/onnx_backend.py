@@ -19,6 +19,7 @@ functions that need them.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import warnings
@@ -96,8 +97,18 @@ def export_onnx(
         model = model_or_path
     if image_processor is None:
         raise ValueError("export_onnx needs the model's image processor (pass image_processor=)")
-    model = model.float().cpu().eval()
-    out = Path(out_dir)
+    first = next(model.parameters())
+    if first.dtype != torch.float32 or first.device.type != "cpu":  # export a float32 CPU copy, leave the caller's
+        model = copy.deepcopy(model).float().cpu()
+    was_training = model.training
+    model.eval()
+    try:
+        return _export(model, image_processor, Path(out_dir), opset, quantize, check_batch, seed, onnxruntime)
+    finally:
+        model.train(was_training)
+
+
+def _export(model, image_processor, out: Path, opset, quantize, check_batch, seed, onnxruntime) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     size = model.config.image_size
     example = torch.rand(2, model.config.num_channels, size, size, generator=torch.Generator().manual_seed(seed))
@@ -115,6 +126,8 @@ def export_onnx(
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         quantize_dynamic(str(float_path), str(out / ONNX_FILE), weight_type=QuantType.QInt8)
+    else:
+        (out / FLOAT_FILE).unlink(missing_ok=True)  # left by an earlier int8 export into this folder
     model.config.save_pretrained(out)
     image_processor.save_pretrained(out)
 
