@@ -46,6 +46,8 @@ def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="tiny", choices=list(ENCODER_PRESETS))
     parser.add_argument("--image-size", type=int, default=112)
+    parser.add_argument("--decoder-preset", default=None,
+                        help="MAE decoder: micro|tiny|small|mae|scaled (default: the recipe's, mae for non-micro)")
     parser.add_argument("--patch-size", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=10, help="timed steps per round")
@@ -58,10 +60,12 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--prefetch-factor", type=int, default=4)
     parser.add_argument(
         "--num-images", type=int, default=2048,
-        help="distinct encoded images in the parquet; small sets restart the workers every few steps (a new epoch)",
+        help="distinct encoded images in the parquet (a small set is a new pass every few steps; workers persist)",
     )
     parser.add_argument("--source-size", type=int, default=None, help="stored JPEG side (default 1.25 × image size)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="channels_last memory format for the model and the pixels (only the patch conv sees it)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads of the training process")
     return parser.parse_args()
 
@@ -95,10 +99,13 @@ def main() -> None:
         torch.backends.cudnn.allow_tf32 = True
     autocast_dtype = torch.bfloat16 if args.precision == "bf16" else None
 
-    config = mae_config(args.preset, image_size=args.image_size, patch_size=args.patch_size)
+    config = mae_config(args.preset, image_size=args.image_size, patch_size=args.patch_size,
+                        decoder=args.decoder_preset)
     config._attn_implementation = "sdpa"
     torch.manual_seed(0)
     model = ViTMAEForPreTraining(config).to(device).train()  # fp32 master weights; bf16 via autocast
+    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
     optimizer = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4, betas=(0.9, 0.95), fused=cuda)
     forward = torch.compile(model) if args.compile else model
     num_patches = (args.image_size // args.patch_size) ** 2
@@ -106,6 +113,7 @@ def main() -> None:
 
     def train_step(pixels: torch.Tensor) -> None:
         noise = mask_noise(len(pixels), num_patches, seed=0, step=step_counter[0], rank=0, device=device)
+        pixels = pixels.contiguous(memory_format=memory_format)
         step_counter[0] += 1
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             loss = forward(pixel_values=pixels, noise=noise).loss
@@ -144,7 +152,7 @@ def main() -> None:
         return torch.utils.data.DataLoader(
             dataset, batch_size=args.batch_size, collate_fn=collate_faces, num_workers=args.num_workers,
             prefetch_factor=args.prefetch_factor if args.num_workers else None, pin_memory=cuda,
-            worker_init_fn=single_threaded_worker,
+            worker_init_fn=single_threaded_worker, persistent_workers=args.num_workers > 0,
         )
 
     batches = epoch_batches(stream, make_loader)
@@ -188,7 +196,8 @@ def main() -> None:
     flops = flops_per_image(config)
 
     print(f"\npreset {args.preset}, {args.image_size} px, patch {args.patch_size}, batch {args.batch_size}, "
-          f"{args.precision}, device {device}{' (compiled)' if args.compile else ''}, "
+          f"{args.precision}, device {device}{' (compiled)' if args.compile else ''}"
+          f"{', channels_last' if args.channels_last else ''}, "
           f"{args.num_workers} workers, torch threads {torch.get_num_threads()}")
     print(f"model only (in-memory tensors):         {model_rate:10.1f} images/s")
     print(f"end to end (JPEG parquet → workers):    {e2e_rate:10.1f} images/s")

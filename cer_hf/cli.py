@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from cer_hf.arguments import log_to_stdout
-from cer_hf.commands import convert, data, evaluate, evaluate_video, predict, push
+from cer_hf.commands import convert, data, evaluate, evaluate_video, export_onnx, predict, push
 
-COMMANDS = (convert, predict, data, push, evaluate_video, evaluate)
+COMMANDS = (convert, predict, data, push, evaluate_video, evaluate, export_onnx)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     log_to_stdout()
     try:
         result = args.func(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, ImportError) as error:  # ImportError: a missing optional extra
         print(f"cer-hf {args.command}: error: {error}", file=sys.stderr)
         return 2
     return int(result or 0)

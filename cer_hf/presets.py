@@ -2,6 +2,11 @@
 
 `micro` is for tests and the CPU demo; the others are the standard ViT sizes (the MAE
 paper's decoder, 512-d × 8 layers, is the default for all of them but `micro`).
+
+MAE decoders have their own presets (`DECODER_PRESETS`): `micro` 32×1, `tiny` 128×2, `small` 256×4 and
+`mae` 512×8 (the paper's). Without a choice a model keeps today's decoder (`micro` for the micro
+encoder, `mae` for all others); `decoder_preset="scaled"` picks the one named like the encoder (base and
+larger: `mae`), and explicit `decoder_*` fields override any preset.
 """
 
 from __future__ import annotations
@@ -21,13 +26,21 @@ ENCODER_PRESETS: dict[str, dict] = {
 MAE_DECODER = dict(
     decoder_hidden_size=512, decoder_num_hidden_layers=8, decoder_num_attention_heads=16, decoder_intermediate_size=2048
 )
-# A light decoder for small encoders on CPU: the paper's 512 x 8 costs more than a tiny encoder.
-LIGHT_DECODER = dict(
-    decoder_hidden_size=128, decoder_num_hidden_layers=2, decoder_num_attention_heads=4, decoder_intermediate_size=512
-)
 MICRO_DECODER = dict(
     decoder_hidden_size=32, decoder_num_hidden_layers=1, decoder_num_attention_heads=4, decoder_intermediate_size=64
 )
+# Light decoders for small encoders: the decoder is thrown away after pretraining, and at 512×8 it costs a tiny
+# or small encoder more compute than the encoder itself (it runs on all patches, the encoder on 25%).
+DECODER_PRESETS: dict[str, dict] = {
+    "micro": MICRO_DECODER,
+    "tiny": dict(decoder_hidden_size=128, decoder_num_hidden_layers=2, decoder_num_attention_heads=4,
+                 decoder_intermediate_size=512),
+    "small": dict(decoder_hidden_size=256, decoder_num_hidden_layers=4, decoder_num_attention_heads=8,
+                  decoder_intermediate_size=1024),
+    "mae": MAE_DECODER,
+}
+SCALED_DECODER = {"micro": "micro", "tiny": "tiny", "tiny-6": "tiny", "small": "small", "base": "mae", "large": "mae", "huge": "mae"}
+DECODER_FIELDS = tuple(MAE_DECODER)
 
 
 def encoder_preset(name: str) -> dict:
@@ -37,6 +50,17 @@ def encoder_preset(name: str) -> dict:
     return dict(ENCODER_PRESETS[name])
 
 
+def decoder_preset(name: str | None, encoder: str) -> dict:
+    """The decoder fields of a named decoder (None: today's default for `encoder`; "scaled": the one sized like it)."""
+    if name is None:
+        name = "micro" if encoder == "micro" else "mae"
+    elif name == "scaled":
+        name = SCALED_DECODER.get(encoder, "mae")
+    if name not in DECODER_PRESETS:
+        raise ValueError(f"--decoder_preset {name!r}: choose one of {', '.join(DECODER_PRESETS)} or scaled")
+    return dict(DECODER_PRESETS[name])
+
+
 def mae_config(
     preset: str,
     *,
@@ -44,12 +68,19 @@ def mae_config(
     patch_size: int = 16,
     mask_ratio: float = 0.75,
     norm_pix_loss: bool = True,
+    decoder: str | None = None,
     **overrides,
 ) -> ViTMAEConfig:
-    """A `ViTMAEConfig` for a named size, with the MAE paper's defaults (75% masking, norm-pix loss)."""
+    """A `ViTMAEConfig` for a named size, with the MAE paper's defaults (75% masking, norm-pix loss).
+
+    `decoder` names a decoder preset (see `decoder_preset`); `overrides` (e.g. `decoder_hidden_size=192`)
+    replace single fields. The decoder width must split evenly over its attention heads.
+    """
     encoder = encoder_preset(preset)
-    decoder = {"micro": MICRO_DECODER, "tiny-6": LIGHT_DECODER}.get(preset, MAE_DECODER)
-    fields = {**encoder, **decoder, **overrides}
+    fields = {**encoder, **decoder_preset(decoder, preset), **overrides}
+    if fields["decoder_hidden_size"] % fields["decoder_num_attention_heads"]:
+        raise ValueError(f"--decoder_hidden_size {fields['decoder_hidden_size']} is not a multiple of "
+                         f"--decoder_num_attention_heads {fields['decoder_num_attention_heads']}")
     return ViTMAEConfig(
         image_size=image_size, patch_size=patch_size, mask_ratio=mask_ratio, norm_pix_loss=norm_pix_loss, **fields
     )

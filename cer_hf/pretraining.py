@@ -132,18 +132,39 @@ class RankState:
         self.counts = dict(Counter(self.counts) + Counter(batch.get("counts", {})))
 
 
-def epoch_batches(stream, make_loader, *, epoch: int = 0, skip_batches: int = 0):
+def epoch_batches(stream, make_loader, *, epoch: int = 0, skip_batches: int = 0, next_stream=None):
     """Endless (epoch, index_in_epoch, batch) over epochs of `stream`, starting at batch `skip_batches` of `epoch`.
 
-    Each epoch calls `stream.set_epoch(epoch)` (new shuffle, new augmentations) and `make_loader(stream)`.
-    Resuming replays the epoch's first `skip_batches` batches and drops them: the shuffled order is a
-    pure function of (seed, epoch, rank, workers), so this lands on exactly the next unseen batch
-    (the cost: re-reading that part of the epoch, without any model compute).
+    Each epoch calls `stream.set_epoch(epoch)` (new shuffle, new augmentations), then iterates the loader.
+    `make_loader(stream)` is called once when it returns a DataLoader with `persistent_workers=True`: its
+    workers then live across passes (no restart stall at every pass boundary) and see each new epoch through
+    the stream's shared-memory epoch; otherwise it is called every epoch.
+
+    `next_stream`, a second stream built like `stream`, primes the next pass: two loaders take turns, and
+    while one serves pass e the other already runs pass e + 1 up to its prefetch depth (shuffle buffers
+    filled, first batches decoded), so the boundary does not wait for the refill. The cost: a second set
+    of workers (idle once primed) and of shuffle buffers.
+
+    All ways give the same batches. Resuming replays the epoch's first `skip_batches` batches and drops
+    them: the shuffled order is a pure function of (seed, epoch, rank, workers), so this lands on exactly the
+    next unseen batch (the cost: re-reading that part of the epoch, without any model compute).
     """
+    streams = [stream] if next_stream is None else [stream, next_stream]
+    loaders = [None] * len(streams)
+
+    def start(slot: int, pass_epoch: int):
+        # set_epoch before the pass's iterator exists: (persistent) workers read it when the pass starts
+        streams[slot].set_epoch(pass_epoch)
+        if loaders[slot] is None or not getattr(loaders[slot], "persistent_workers", False):
+            loaders[slot] = make_loader(streams[slot])
+        return iter(loaders[slot])
+
+    slot = 0
+    current = start(slot, epoch)
+    upcoming = start(1, epoch + 1) if next_stream is not None else None
     while True:
-        stream.set_epoch(epoch)
         index = -1
-        for index, batch in enumerate(make_loader(stream)):
+        for index, batch in enumerate(current):
             if index >= skip_batches:
                 yield epoch, index, batch
         if index < 0:
@@ -154,6 +175,11 @@ def epoch_batches(stream, make_loader, *, epoch: int = 0, skip_batches: int = 0)
                 f"but this rank's stream has only {index + 1} (different data, batch size or world size?)"
             )
         epoch, skip_batches = epoch + 1, 0
+        if upcoming is None:
+            current = start(slot, epoch)
+        else:  # switch to the primed loader; the one that just finished (its workers idle) primes the next pass
+            current, slot = upcoming, 1 - slot
+            upcoming = start(1 - slot, epoch + 1)
 
 
 # ----------------------------------------------------------------------------- checkpoints

@@ -17,6 +17,8 @@ the loader is deliberately not passed to `accelerator.prepare`. Accelerate's def
 datasets (`dispatch_batches=True`) makes rank 0 read and decode every batch and broadcast it, and
 without it a non-`datasets` iterable is wrapped in `IterableDatasetShard`, where every rank reads
 everything and keeps a slice. Both waste I/O and decode work at 4.5 M faces × 8 GPUs.
+The loader's workers persist across passes (`--persistent_workers`, on by default): each pass's epoch
+reaches them through shared memory, so there is no worker restart at a pass boundary.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 from accelerate import Accelerator
@@ -35,9 +38,10 @@ from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPi
 from cer_hf.arguments import parse_args, save_args
 from cer_hf.data.streams import FaceStream, collate_faces, pretraining_stream, single_threaded_worker
 from cer_hf.data.transforms import MAETrainTransform, normalize_pixels
+from cer_hf.hub.loading import UnsafeWeightsError, check_safe_weights, list_model_files
 from cer_hf.image_io import normalization
 from cer_hf.modeling.mae import build_mae_for_pretraining, load_mae_for_pretraining
-from cer_hf.presets import mae_config
+from cer_hf.presets import DECODER_FIELDS, mae_config
 from cer_hf.pretraining import (
     CheckpointManager, NonFiniteLossError, RankState, epoch_batches, format_counts, lr_at_step, mask_noise,
     merge_counts, param_groups, parameter_digest, scaled_lr, set_lr,
@@ -54,8 +58,14 @@ class ModelArguments:
     patch_size: int = 16
     conv_stem_channels: list[int] = field(
         default_factory=list, metadata={"help": "widths of a convolutional stem (stride-2 3x3 convs); empty: patchify"})
-    mask_ratio: float = 0.75
+    mask_ratio: float = field(default=0.75, metadata={"help": "share of patches masked, in (0, 1)"})
     norm_pix_loss: bool = True
+    decoder_preset: str | None = field(default=None, metadata={
+        "help": "micro|tiny|small|mae|scaled (default: micro for the micro encoder, else mae = the paper's 512x8)"})
+    decoder_hidden_size: int | None = field(default=None, metadata={"help": "overrides the decoder preset"})
+    decoder_num_hidden_layers: int | None = field(default=None, metadata={"help": "overrides the decoder preset"})
+    decoder_num_attention_heads: int | None = field(default=None, metadata={"help": "overrides the decoder preset"})
+    decoder_intermediate_size: int | None = field(default=None, metadata={"help": "overrides the decoder preset"})
     gradient_checkpointing: bool = False
     torch_compile: bool = False
 
@@ -69,6 +79,10 @@ class DataArguments:
     shuffle_buffer: int = 1000
     num_workers: int = 4
     prefetch_factor: int = 4
+    persistent_workers: bool = field(default=True, metadata={
+        "help": "keep DataLoader workers alive across passes (no restart stall at each pass boundary)"})
+    prime_next_pass: bool = field(default=False, metadata={
+        "help": "a second loader starts the next pass before this one ends (no refill stall; 2x workers)"})
     allow_uneven_shards: bool = False
     normalization: str = field(default="imagenet", metadata={"help": "imagenet|face"})
     crop_scale_min: float = 0.2
@@ -105,10 +119,48 @@ class PretrainingArguments:
     hub_private: bool = False
 
 
-def main(argv=None):
-    model_args, data_args, train_args = parse_args((ModelArguments, DataArguments, PretrainingArguments), argv)
+def decoder_overrides(model_args: ModelArguments) -> dict:
+    """The explicit `--decoder_*` sizes that were given."""
+    return {name: getattr(model_args, name) for name in DECODER_FIELDS if getattr(model_args, name) is not None}
+
+
+def check_args(model_args: ModelArguments, train_args: PretrainingArguments) -> None:
+    """Refuse options that would train something else than asked, before any data or model is loaded."""
     if not train_args.output_dir:
         raise SystemExit("--output_dir is required")
+    if not 0.0 < model_args.mask_ratio < 1.0:
+        raise SystemExit(f"--mask_ratio {model_args.mask_ratio:g}: must be between 0 and 1 (exclusive); "
+                         "the MAE paper masks 0.75 of the patches")
+    if not train_args.base_learning_rate > 0:  # also catches NaN
+        raise SystemExit(f"--base_learning_rate {train_args.base_learning_rate:g}: must be positive")
+    if not train_args.min_learning_rate >= 0:
+        raise SystemExit(f"--min_learning_rate {train_args.min_learning_rate:g}: must be 0 or positive")
+    for name in ("per_device_batch_size", "gradient_accumulation_steps", "max_steps"):
+        if getattr(train_args, name) < 1:
+            raise SystemExit(f"--{name} {getattr(train_args, name)}: must be at least 1")
+    for name, value in decoder_overrides(model_args).items():
+        if value < 1:
+            raise SystemExit(f"--{name} {value}: must be at least 1")
+    if model_args.model_name_or_path:
+        if model_args.decoder_preset or decoder_overrides(model_args):
+            raise SystemExit("--decoder_preset / --decoder_* build a new model; --model_name_or_path "
+                             f"{model_args.model_name_or_path} keeps the decoder it was saved with")
+        path = str(model_args.model_name_or_path)
+        if not Path(path).is_dir() and (path.startswith(("/", ".", "~")) or path.count("/") != 1):
+            raise SystemExit(f"--model_name_or_path {path}: no such folder (and not a Hub repo id, org/name)")
+        try:
+            files = list_model_files(model_args.model_name_or_path)
+            if files is not None:
+                check_safe_weights(files, f"--model_name_or_path {model_args.model_name_or_path}")
+        except (UnsafeWeightsError, FileNotFoundError) as error:
+            raise SystemExit(str(error)) from None
+        except ValueError as error:  # huggingface_hub's HFValidationError: not a valid repo id
+            raise SystemExit(f"--model_name_or_path {path}: no such folder, and not a Hub repo id ({error})") from None
+
+
+def main(argv=None):
+    model_args, data_args, train_args = parse_args((ModelArguments, DataArguments, PretrainingArguments), argv)
+    check_args(model_args, train_args)
 
     # Accelerator: precision and trackers. Batches are never dispatched from rank 0 (see module docstring).
     accelerator = Accelerator(
@@ -120,19 +172,31 @@ def main(argv=None):
         dynamo_backend="inductor" if model_args.torch_compile else "no",
     )
     rank, world_size = accelerator.process_index, accelerator.num_processes
-    if accelerator.is_main_process:
+    effective_batch = train_args.per_device_batch_size * world_size * train_args.gradient_accumulation_steps
+    peak_lr = scaled_lr(train_args.base_learning_rate, effective_batch)
+    if train_args.min_learning_rate > peak_lr:
+        raise SystemExit(f"--min_learning_rate {train_args.min_learning_rate:g} is above the peak lr {peak_lr:g} "
+                         f"(--base_learning_rate {train_args.base_learning_rate:g} × effective batch "
+                         f"{effective_batch} / 256)")
+    config = None
+    if not model_args.model_name_or_path:
+        try:
+            config = mae_config(
+                model_args.model_preset, image_size=model_args.image_size, patch_size=model_args.patch_size,
+                mask_ratio=model_args.mask_ratio, norm_pix_loss=model_args.norm_pix_loss,
+                decoder=model_args.decoder_preset, conv_stem_channels=list(model_args.conv_stem_channels),
+                **decoder_overrides(model_args),
+            )
+        except ValueError as error:
+            raise SystemExit(str(error)) from None
+    if accelerator.is_main_process:  # only once every option passed its checks
         save_args((model_args, data_args, train_args), train_args.output_dir)
     set_seed(train_args.seed)
 
-    # Model: ViTMAEForPreTraining from a preset (75% masking, norm-pix loss) or a checkpoint.
+    # Model: ViTMAEForPreTraining from a preset (75% masking, norm-pix loss) or a checkpoint (safetensors only).
     if model_args.model_name_or_path:
         model = load_mae_for_pretraining(model_args.model_name_or_path, attn_implementation="sdpa")
     else:
-        config = mae_config(
-            model_args.model_preset, image_size=model_args.image_size, patch_size=model_args.patch_size,
-            mask_ratio=model_args.mask_ratio, norm_pix_loss=model_args.norm_pix_loss,
-            conv_stem_channels=list(model_args.conv_stem_channels),
-        )
         config._attn_implementation = "sdpa"
         model = build_mae_for_pretraining(config)
     if model_args.gradient_checkpointing:
@@ -142,19 +206,25 @@ def main(argv=None):
 
     # Data: this rank's shards of the interleaved, shuffled stream; decoding and augmentation in workers.
     mean, std = normalization(data_args.normalization)
-    stream = FaceStream(
-        pretraining_stream(
-            data_args.sources, probabilities=data_args.source_probabilities, seed=train_args.seed,
-            shuffle_buffer=data_args.shuffle_buffer, rank=rank, world_size=world_size,
-            num_workers=data_args.num_workers, allow_uneven_shards=data_args.allow_uneven_shards,
-            synthetic_image_size=data_args.synthetic_image_size or image_size,
-            synthetic_shards=data_args.synthetic_shards,
-        ),
-        MAETrainTransform(
-            image_size, scale=(data_args.crop_scale_min, 1.0), min_size=data_args.min_image_size,
-            seed=train_args.seed,
-        ),
-    )
+
+    def make_stream():
+        return FaceStream(
+            pretraining_stream(
+                data_args.sources, probabilities=data_args.source_probabilities, seed=train_args.seed,
+                shuffle_buffer=data_args.shuffle_buffer, rank=rank, world_size=world_size,
+                num_workers=data_args.num_workers, allow_uneven_shards=data_args.allow_uneven_shards,
+                synthetic_image_size=data_args.synthetic_image_size or image_size,
+                synthetic_shards=data_args.synthetic_shards,
+            ),
+            MAETrainTransform(
+                image_size, scale=(data_args.crop_scale_min, 1.0), min_size=data_args.min_image_size,
+                seed=train_args.seed,
+            ),
+        )
+
+    stream = make_stream()
+    # --prime_next_pass: an identical second stream, whose loader runs the next pass ahead (see epoch_batches)
+    next_stream = make_stream() if data_args.prime_next_pass and data_args.num_workers > 0 else None
 
     def make_loader(dataset):
         return torch.utils.data.DataLoader(
@@ -162,11 +232,10 @@ def main(argv=None):
             num_workers=data_args.num_workers, pin_memory=accelerator.device.type == "cuda",
             worker_init_fn=single_threaded_worker,
             prefetch_factor=data_args.prefetch_factor if data_args.num_workers else None,
+            persistent_workers=data_args.persistent_workers and data_args.num_workers > 0,
         )
 
     # Optimiser: AdamW (0.9, 0.95), weight decay 0.05 except biases/norms; lr = base_lr × effective batch / 256.
-    effective_batch = train_args.per_device_batch_size * world_size * train_args.gradient_accumulation_steps
-    peak_lr = scaled_lr(train_args.base_learning_rate, effective_batch)
     accelerator.print(
         f"effective batch {effective_batch} = {train_args.per_device_batch_size} per device × {world_size} "
         f"processes × {train_args.gradient_accumulation_steps} accumulation; base lr {train_args.base_learning_rate:g} "
@@ -185,7 +254,8 @@ def main(argv=None):
         path = checkpoints.resolve(train_args.resume_from_checkpoint)
         state = checkpoints.load(accelerator, path)
         accelerator.print(f"resumed from {path} at step {state.step} (epoch {state.epoch}, batch {state.batches_in_epoch})")
-    batches = epoch_batches(stream, make_loader, epoch=state.epoch, skip_batches=state.batches_in_epoch)
+    batches = epoch_batches(stream, make_loader, epoch=state.epoch, skip_batches=state.batches_in_epoch,
+                            next_stream=next_stream)
 
     if accelerator.log_with:
         tracker_config = {**asdict(model_args), **asdict(data_args), **asdict(train_args), "peak_lr": peak_lr}

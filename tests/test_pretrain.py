@@ -45,8 +45,8 @@ def run_recipe(output_dir, *args, check=True, timeout=240):
     return result
 
 
-def recipe_main(output_dir, *args):
-    """Run the recipe's main() in this process (saves the ~10 s interpreter start of a subprocess)."""
+def recipe_module():
+    """The recipe loaded as a module (once per test session)."""
     import importlib.util
 
     module = sys.modules.get("pretrain_mae_recipe")
@@ -54,7 +54,12 @@ def recipe_main(output_dir, *args):
         spec = importlib.util.spec_from_file_location("pretrain_mae_recipe", RECIPE)
         module = sys.modules["pretrain_mae_recipe"] = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-    module.main(["--config", str(MICRO), "--output_dir", str(output_dir), "--report_to", "none", *map(str, args)])
+    return module
+
+
+def recipe_main(output_dir, *args):
+    """Run the recipe's main() in this process (saves the ~10 s interpreter start of a subprocess)."""
+    recipe_module().main(["--config", str(MICRO), "--output_dir", str(output_dir), "--report_to", "none", *map(str, args)])
 
 
 def free_port():
@@ -279,3 +284,106 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path):
     latest = CheckpointManager(out).latest()
     assert latest is not None and (latest / "meta.json").is_file()
     assert not (out / "model.safetensors").exists()
+
+
+# ----------------------------------------------------------------------------- decoder sizes, precision, checks
+
+
+def test_decoder_presets_keep_todays_default_and_scale_on_request():
+    from cer_hf.presets import DECODER_PRESETS, MAE_DECODER, MICRO_DECODER
+
+    def decoder(config):
+        return {name: getattr(config, name) for name in MAE_DECODER}
+
+    assert decoder(mae_config("micro")) == MICRO_DECODER  # the demo's model is unchanged
+    assert all(decoder(mae_config(name)) == MAE_DECODER for name in ("tiny", "small", "base", "large"))
+    assert decoder(mae_config("tiny", decoder="scaled")) == DECODER_PRESETS["tiny"]
+    assert decoder(mae_config("small", decoder="scaled"))["decoder_hidden_size"] == 256
+    assert decoder(mae_config("base", decoder="scaled")) == MAE_DECODER
+    config = mae_config("base", decoder="small", decoder_num_hidden_layers=2)
+    assert (config.decoder_hidden_size, config.decoder_num_hidden_layers) == (256, 2)
+    with pytest.raises(ValueError, match="--decoder_preset 'huge'"):
+        mae_config("base", decoder="huge")
+    with pytest.raises(ValueError, match="--decoder_hidden_size 100 is not a multiple of --decoder_num_attention_heads 16"):
+        mae_config("base", decoder_hidden_size=100)
+
+
+def test_recipe_builds_the_decoder_asked_for(tmp_path):
+    out = tmp_path / "run"
+    recipe_main(out, "--decoder_preset", "tiny", "--decoder_num_hidden_layers", 1, "--max_steps", 2,
+                "--num_workers", 0, "--save_steps", 100, "--logging_steps", 1)
+    config = json.loads((out / "config.json").read_text())
+    assert (config["decoder_hidden_size"], config["decoder_num_hidden_layers"], config["hidden_size"]) == (128, 1, 32)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--mask_ratio", 1.5], "--mask_ratio 1.5: must be between 0 and 1"),
+    (["--mask_ratio", 0], "--mask_ratio 0: must be between 0 and 1"),
+    (["--base_learning_rate", -1e-3], "--base_learning_rate -0.001: must be positive"),
+    (["--base_learning_rate", 0], "--base_learning_rate 0: must be positive"),
+    (["--min_learning_rate=-1e-6"], "--min_learning_rate -1e-06: must be 0 or positive"),  # '=': argparse takes
+                                                                                      # -1e-6 for an option
+    (["--min_learning_rate", 1e-3], r"--min_learning_rate 0.001 is above the peak lr 0.0001875"),
+    (["--decoder_preset", "giant"], "--decoder_preset 'giant'"),
+    (["--decoder_hidden_size", 30], "--decoder_hidden_size 30 is not a multiple of --decoder_num_attention_heads 4"),
+    (["--decoder_num_hidden_layers", 0], "--decoder_num_hidden_layers 0: must be at least 1"),
+])
+def test_recipe_refuses_bad_options_before_loading_anything(tmp_path, monkeypatch, args, message):
+    module = recipe_module()
+
+    def loaded(*_, **__):
+        raise AssertionError("data or model loaded before the options were checked")
+
+    monkeypatch.setattr(module, "pretraining_stream", loaded)
+    monkeypatch.setattr(module, "ViTMAEForPreTraining", loaded)
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit, match=message):
+        recipe_main(out, *args)
+    assert not (out / "resolved_args.json").exists()
+
+
+def test_recipe_refuses_a_pickle_only_checkpoint(tmp_path, tiny_mae_dir, monkeypatch):
+    from safetensors.torch import load_file as read_safetensors
+
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    (pickled / "config.json").write_text((tiny_mae_dir / "config.json").read_text())
+    torch.save(read_safetensors(tiny_mae_dir / "model.safetensors"), pickled / "pytorch_model.bin")
+    module = recipe_module()
+    monkeypatch.setattr(module, "ViTMAEForPreTraining", None)  # must not be reached
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit, match=r"--model_name_or_path .*pickled.* holds only pickled weights \(pytorch_model.bin\)"):
+        recipe_main(out, "--model_name_or_path", pickled)
+    assert not (out / "resolved_args.json").exists()
+    with pytest.raises(SystemExit, match="keeps the decoder it was saved with"):
+        recipe_main(out, "--model_name_or_path", tiny_mae_dir, "--decoder_preset", "micro")
+    with pytest.raises(SystemExit, match="--model_name_or_path .*: no such folder"):
+        recipe_main(out, "--model_name_or_path", tmp_path / "missing" / "dir")
+    assert not (out / "resolved_args.json").exists()
+
+
+def test_cpu_bf16_autocast_tracks_the_float32_loss(tmp_path):
+    """`--mixed_precision bf16` on CPU: accelerate 1.15 autocasts the forward to bf16 (weights and optimiser stay
+    float32). 30 steps: the loss curve stays within a few percent of float32's."""
+    args = ["--max_steps", 30, "--logging_steps", 10, "--save_steps", 100, "--num_workers", 0]
+    run_recipe(tmp_path / "fp32", *args)
+    run_recipe(tmp_path / "bf16", *args, "--mixed_precision", "bf16")
+    losses = {name: [json.loads(line)["loss"] for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+              for name in ("fp32", "bf16")}
+    assert len(losses["bf16"]) == 3 and losses["bf16"] != losses["fp32"]  # bf16 did run in lower precision
+    assert all(abs(a - b) / a < 0.03 for a, b in zip(losses["fp32"], losses["bf16"])), losses
+    assert load_file(tmp_path / "bf16" / "model.safetensors")["vit.embeddings.cls_token"].dtype == torch.float32
+
+
+def test_priming_the_next_pass_trains_the_same_model(tmp_path):
+    """--prime_next_pass (a second loader runs the next pass ahead) and --persistent_workers false give the
+    weights of the default run: the batches are the same, only their timing differs."""
+    args = ["--sources", "synthetic:40", "--synthetic_shards", 4, "--per_device_batch_size", 8, "--max_steps", 12,
+            "--num_workers", 2, "--shuffle_buffer", 16, "--save_steps", 100, "--logging_steps", 4]
+    for name, extra in (("default", []), ("primed", ["--prime_next_pass", "true"]),
+                        ("restarted", ["--persistent_workers", "false"])):
+        recipe_main(tmp_path / name, *args, *extra)
+    weights = {name: load_file(tmp_path / name / "model.safetensors") for name in ("default", "primed", "restarted")}
+    for name in ("primed", "restarted"):
+        assert all(torch.equal(weights["default"][k], weights[name][k]) for k in weights["default"]), name
+    assert json.loads((tmp_path / "primed" / "summary.json").read_text())["images"] == 2 * 40  # 2 passes: 6 batches (8, 8, 4 per worker)

@@ -218,3 +218,47 @@ def test_stream_with_bad_images_completes_and_counts_by_reason(tmp_path):
         assert batch["pixel_values"].dtype == torch.uint8
     assert sum(len(batch["keys"]) for batch in batches) == 6  # 9 files − 3 skipped
     assert dict(counts) == expected
+
+
+def _faces_folder(root, count=22):
+    root.mkdir()
+    for index in range(count):
+        Image.fromarray(np.full((20 + index % 5, 18, 3), index * 11 % 256, dtype=np.uint8)).save(root / f"{index:03d}.png")
+    return root
+
+
+@pytest.mark.parametrize("source", ["imagefolder", "synthetic"])
+def test_persistent_and_primed_workers_give_the_batches_fresh_workers_give(tmp_path, source):
+    """Workers kept alive across passes (`persistent_workers=True`) and a second loader priming the next pass
+    (`next_stream`) see every new epoch (shuffle and augmentation) and yield, pass after pass and when resuming
+    mid-epoch, exactly the batches a new DataLoader per pass yields."""
+    from cer_hf.pretraining import epoch_batches
+
+    spec = f"imagefolder:{_faces_folder(tmp_path / 'faces')}" if source == "imagefolder" else "synthetic:22"
+
+    def make_stream():
+        return FaceStream(pretraining_stream([spec], seed=1, shuffle_buffer=6, num_workers=2, synthetic_image_size=20,
+                                             synthetic_shards=4), MAETrainTransform(16, seed=1))
+
+    def run(persistent, primed=False, epoch=0, skip=0, count=15):
+        def make_loader(dataset):
+            return torch.utils.data.DataLoader(dataset, batch_size=4, num_workers=2, collate_fn=collate_faces,
+                                               persistent_workers=persistent)
+
+        batches = epoch_batches(make_stream(), make_loader, epoch=epoch, skip_batches=skip,
+                                next_stream=make_stream() if primed else None)
+        result = [(e, i, b["keys"], b["pixel_values"]) for e, i, b in take(batches, count)]
+        batches.close()
+        return result
+
+    def same(a, b):
+        return [r[:3] for r in a] == [r[:3] for r in b] and all(torch.equal(x[3], y[3]) for x, y in zip(a, b))
+
+    fresh = run(False)
+    assert {r[0] for r in fresh} == {0, 1, 2}  # three passes (6 batches of 22 images with 2 workers)
+    assert [r[2] for r in fresh if r[0] == 0] != [r[2] for r in fresh if r[0] == 1]  # reshuffled
+    for persistent, primed in ((True, False), (False, True), (True, True)):
+        assert same(run(persistent, primed), fresh), (persistent, primed)
+        resumed = run(persistent, primed, epoch=1, skip=2, count=5)
+        start = next(n for n, r in enumerate(fresh) if r[:2] == (1, 2))
+        assert same(resumed, fresh[start:start + 5]), ("resumed", persistent, primed)

@@ -325,19 +325,30 @@ class FaceStream(torch.utils.data.IterableDataset):
         super().__init__()
         self.dataset = dataset
         self.transform = transform
-        self.epoch = 0
+        # In shared memory, like `datasets.IterableDataset`'s own epoch: DataLoader workers that persist across
+        # passes (`persistent_workers=True`) hold a copy of this object made when they started, and must still
+        # see the epoch the training loop sets before each pass.
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
 
     def set_epoch(self, epoch: int) -> None:
-        """Reshuffle for `epoch` (and re-draw augmentations); call before creating the DataLoader iterator."""
-        self.epoch = epoch
+        """Reshuffle for `epoch` (and re-draw augmentations); call before creating the DataLoader iterator.
+
+        Reaches workers that persist across passes too (both epochs live in shared memory).
+        """
+        self._epoch.fill_(epoch)
         self.dataset.set_epoch(epoch)
 
     def __iter__(self):
         pending: Counter = Counter()
         held = None
+        epoch = self.epoch  # read once per pass, in the worker
         for row in self.dataset:
             try:
-                pixels, converted_from = self.transform(row["image"], key=row["key"], epoch=self.epoch)
+                pixels, converted_from = self.transform(row["image"], key=row["key"], epoch=epoch)
             except SkipImage as skip:
                 pending[f"skipped:{skip.reason}"] += 1
                 logger.debug("%s", skip)

@@ -19,6 +19,7 @@ from transformers import AutoImageProcessor
 
 from cer_hf.hub.loading import load_model
 from cer_hf.image_io import load_rgb_image, to_rgb
+from cer_hf.inference.onnx_backend import OnnxCompoundModel, is_onnx_export
 from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
 
 
@@ -35,13 +36,20 @@ class CompoundExpressionPredictor:
     """Batched inference: PIL images (or paths) → compound predictions, on CPU or GPU."""
 
     def __init__(
-        self, model: ViTForCompoundExpression, image_processor, *, device=None, batch_size: int = 32, dtype=None
+        self, model: ViTForCompoundExpression | OnnxCompoundModel, image_processor, *, device=None,
+        batch_size: int = 32, dtype=None,
     ):
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model = model.to(self.device).eval()
-        if dtype is not None:  # e.g. torch.bfloat16: ~3x faster on CPUs with AVX512-BF16/AMX
-            self.model = self.model.to(_torch_dtype(dtype))
-        self.dtype = next(self.model.parameters()).dtype
+        if isinstance(model, OnnxCompoundModel):  # onnxruntime backend: float32 inputs prepared on the CPU
+            if dtype is not None and _torch_dtype(dtype) != torch.float32:
+                raise ValueError(f"dtype {dtype} with an ONNX export: the graph takes float32 (export with "
+                                 "--quantize int8 for a smaller, faster CPU model)")
+            self.device, self.model, self.dtype = torch.device("cpu"), model, torch.float32
+        else:
+            self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+            self.model = model.to(self.device).eval()
+            if dtype is not None:  # e.g. torch.bfloat16: ~3x faster on CPUs with AVX512-BF16/AMX
+                self.model = self.model.to(_torch_dtype(dtype))
+            self.dtype = next(self.model.parameters()).dtype
         self.image_processor = image_processor
         self.batch_size = batch_size
 
@@ -50,7 +58,15 @@ class CompoundExpressionPredictor:
         """Load a model and its image processor from a local directory or a Hub repo id.
 
         `kwargs` go to the constructor: `device`, `batch_size`, `dtype` ("float32", "bfloat16", "float16").
+        A local folder written by `cer-hf export-onnx` (it holds `model.onnx`) runs on onnxruntime instead
+        of PyTorch; `device="cuda"` then asks for onnxruntime's CUDA provider.
         """
+        if is_onnx_export(name_or_path):
+            cuda = str(kwargs.get("device") or "cpu").startswith("cuda")
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"]
+            model = OnnxCompoundModel.from_pretrained(name_or_path, providers=providers)
+            processor = AutoImageProcessor.from_pretrained(name_or_path)
+            return cls(model, processor, **kwargs)
         model = load_model(name_or_path, revision=revision)  # safetensors only; pickles are refused
         processor = AutoImageProcessor.from_pretrained(name_or_path, revision=revision)
         return cls(model, processor, **kwargs)

@@ -1,0 +1,128 @@
+"""Our MAE recipe against a plain `transformers.Trainer` MAE run, same model, data, batch, workers and steps.
+
+    PYTHONPATH=$PWD python benchmarks/vs_trainer.py --preset micro --image-size 32 --patch-size 8 --pairs 3
+    PYTHONPATH=$PWD python benchmarks/vs_trainer.py --preset base --image-size 224 --batch-size 256 \
+        --num-workers 14 --steps 60 --images 4096 --source-size 256            # on a GPU
+
+Writes `--images` synthetic faces as JPEG files into an image folder, then runs, alternating, in fresh
+processes: `recipes/pretrain_mae.py --sources imagefolder:DIR` and `benchmarks/trainer_mae_baseline.py`
+(`load_dataset("imagefolder")` + `set_transform` + the default `ViTMAEForPreTraining` + `Trainer`, written as
+a user would). Both build the same `ViTMAEConfig` (`cer_hf.presets.mae_config`). Each run's steady-state
+images/s excludes its first `--warmup-steps` steps (start-up, worker launch, first compilations).
+
+Two comparisons, each over `--pairs` pairs: the medians, their ratio ours / Trainer and the median of the
+per-pair ratios (the steadier figure when the machine's load drifts between pairs):
+  equal     the same precision (bf16 on a GPU, fp32 on a CPU unless `--bf16`) and the same workers on both;
+  defaults  ours as recommended (precision as above, `--num-workers` persistent workers) against the
+            Trainer's plain defaults (fp32, `dataloader_num_workers=0`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from cer_hf.data.synthetic import synthetic_sample  # noqa: E402
+from cer_hf.presets import DECODER_FIELDS, ENCODER_PRESETS, mae_config  # noqa: E402
+
+
+def write_faces(folder: Path, count: int, size: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rendered = [synthetic_sample(i, image_size=size)["image"] for i in range(min(count, 64))]
+    for index in range(count):
+        rendered[index % len(rendered)].rotate(index // len(rendered)).save(folder / f"{index:05d}.jpg", quality=90)
+
+
+def run(command: list[str], workdir: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+               HF_DATASETS_CACHE=str(workdir / "hf-cache"))
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(command)}\n{result.stderr[-3000:]}")
+
+
+def ours(args, folder: Path, workdir: Path, bf16: bool, tag: str) -> float:
+    out = workdir / f"ours-{tag}"
+    run([sys.executable, str(ROOT / "recipes" / "pretrain_mae.py"), "--output_dir", str(out), "--report_to", "none",
+         "--model_preset", args.preset, "--image_size", str(args.image_size), "--patch_size", str(args.patch_size),
+         "--sources", f"imagefolder:{folder}", "--shuffle_buffer", str(args.shuffle_buffer),
+         "--per_device_batch_size", str(args.batch_size), "--num_workers", str(args.num_workers),
+         "--max_steps", str(args.steps), "--warmup_steps", "0", "--logging_steps", str(args.warmup_steps),
+         "--save_steps", str(10 * args.steps), "--mixed_precision", "bf16" if bf16 else "no"], workdir)
+    windows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    rates = [w["images_per_s"] for w in windows[1:]]  # equal windows after the first (warm-up) one
+    return len(rates) / sum(1 / r for r in rates)
+
+
+def trainer(args, folder: Path, workdir: Path, bf16: bool, workers: int, tag: str) -> float:
+    config = mae_config(args.preset, image_size=args.image_size, patch_size=args.patch_size)
+    sizes = [item for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                               *DECODER_FIELDS) for item in (f"--{name}", str(getattr(config, name)))]
+    out = workdir / f"trainer-{tag}.json"
+    run([sys.executable, str(ROOT / "benchmarks" / "trainer_mae_baseline.py"), "--data_dir", str(folder),
+         "--image_size", str(args.image_size), "--patch_size", str(args.patch_size), *sizes,
+         "--batch_size", str(args.batch_size), "--num_workers", str(workers), "--max_steps", str(args.steps),
+         "--warmup_steps", str(args.warmup_steps), "--output", str(out), *(["--bf16"] if bf16 else []),
+         *([] if torch.cuda.is_available() else ["--use_cpu"])], workdir)
+    return json.loads(out.read_text())["images_per_s"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="micro", choices=list(ENCODER_PRESETS))
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--patch-size", type=int, default=8)
+    parser.add_argument("--images", type=int, default=512)
+    parser.add_argument("--source-size", type=int, default=40, help="side of the stored JPEG faces")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--num-workers", type=int, default=1)
+    parser.add_argument("--shuffle-buffer", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--warmup-steps", type=int, default=10, help="untimed first steps (also ours' log window)")
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--bf16", action="store_true", help="bf16 also on a CPU (default: bf16 only on a GPU)")
+    parser.add_argument("--modes", nargs="+", default=["equal", "defaults"], choices=["equal", "defaults"])
+    args = parser.parse_args()
+    if args.steps % args.warmup_steps or args.steps < 2 * args.warmup_steps:
+        raise SystemExit("--steps must be a multiple of --warmup-steps and at least twice it")
+    bf16 = args.bf16 or torch.cuda.is_available()
+
+    workdir = Path(tempfile.mkdtemp(prefix="cer-vs-trainer-"))
+    folder = workdir / "faces"
+    write_faces(folder, args.images, args.source_size)
+    print(f"{args.preset} {args.image_size} px, {args.images} JPEG faces of {args.source_size} px, batch "
+          f"{args.batch_size}, {args.num_workers} workers, {args.steps} steps ({args.warmup_steps} untimed), "
+          f"{'cuda' if torch.cuda.is_available() else 'cpu'}, {args.pairs} alternating pairs", flush=True)
+    for mode in args.modes:
+        trainer_bf16, trainer_workers = (bf16, args.num_workers) if mode == "equal" else (False, 0)
+        rates = {"ours": [], "trainer": []}
+        for pair in range(args.pairs):
+            order = ("ours", "trainer") if pair % 2 == 0 else ("trainer", "ours")
+            for who in order:
+                tag = f"{mode}-{pair}"
+                rate = (ours(args, folder, workdir, bf16, tag) if who == "ours"
+                        else trainer(args, folder, workdir, trainer_bf16, trainer_workers, tag))
+                rates[who].append(rate)
+            print(f"  {mode} pair {pair}: ours {rates['ours'][-1]:.1f}, Trainer {rates['trainer'][-1]:.1f} images/s",
+                  flush=True)
+        a, b = statistics.median(rates["ours"]), statistics.median(rates["trainer"])
+        pair_ratio = statistics.median(x / y for x, y in zip(rates["ours"], rates["trainer"]))
+        trainer_setting = (f"{'bf16' if trainer_bf16 else 'fp32'}, {trainer_workers} workers")
+        print(f"{mode}: ours {a:.1f} images/s ({'bf16' if bf16 else 'fp32'}, {args.num_workers} persistent workers) "
+              f"vs Trainer {b:.1f} images/s ({trainer_setting}): ratio of medians {a / b:.2f}, median of the "
+              f"per-pair ratios {pair_ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()
