@@ -89,3 +89,41 @@ def test_predict_reports_the_bomb_and_predicts_every_other_image(bomb, tiny_mode
     rows = [line.split("\t")[0] for line in captured.out.splitlines() if line.endswith(tuple("0123456789"))]
     assert rows == [str(faces[0]), str(faces[1])]
 
+
+# ----------------------------------------------------------------------------- cer-hf data
+
+
+def test_data_decode_lists_every_unreadable_image_and_keeps_going(bomb, tmp_path, capsys):
+    folder = tmp_path / "faces"
+    for label in ("happy", "sad"):
+        (folder / label).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (12, 10), (40 * i, 90, 30)).save(folder / label / f"{i}.png")
+    (folder / "happy" / "bomb.png").write_bytes(bomb.read_bytes())
+    (folder / "sad" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
+    code = main(["data", f"imagefolder:{folder}", "--decode", "10"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "decoded 4 of 6 images; sizes: {(12, 10): 4}" in captured.out
+    assert "unreadable: 2 of 6 images" in captured.out
+    lines = captured.out.splitlines()
+    assert any("bomb.png: too large, possible decompression bomb" in line for line in lines)
+    assert any("corrupt.png: OSError" in line for line in lines)
+    assert "2 of 6 decoded images are unreadable" in captured.err
+
+
+def test_data_decode_of_readable_images_exits_zero(tmp_path, capsys):
+    (tmp_path / "happy").mkdir()
+    Image.new("RGB", (7, 9)).save(tmp_path / "happy" / "a.png")
+    assert main(["data", f"imagefolder:{tmp_path}", "--decode", "5"]) == 0
+    assert "decoded 1 of 1 images; sizes: {(7, 9): 1}" in capsys.readouterr().out
+
+
+def test_data_on_a_header_only_csv_says_0_rows_and_fails(tmp_path, capsys):
+    table = tmp_path / "labels.csv"
+    table.write_text("image,label\n")
+    code = main(["data", f"csv:{table}"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "0 rows" in captured.out
+    assert f"csv:{table}: the source has no rows (0 rows)" in captured.err
