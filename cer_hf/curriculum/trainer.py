@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,7 @@ from cer_hf.curriculum.schedule import CurriculumSchedule
 from cer_hf.data.labelled import BASIC
 
 logger = logging.getLogger(__name__)
+TRAINING_ARGS_NAME = "training_args.bin"  # the pickled TrainingArguments Trainer.save_model writes
 
 
 class CurriculumSampler(Sampler[int]):
@@ -182,6 +184,18 @@ class CurriculumTrainer(Trainer):
         outputs = model(**inputs)
         loss = bmc_loss(outputs.probabilities, labels, self.bmc_noise_var)
         return (loss, outputs) if return_outputs else loss
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """`Trainer.save_model` without its pickle: the `training_args.bin` it writes is removed.
+
+        The run's options are recorded as JSON (`resolved_args.json`, written by the recipe), and
+        nothing reads `training_args.bin` back (resuming uses `trainer_state.json`), so the output
+        folder and its checkpoints carry no pickled `TrainingArguments` for a user to unpickle.
+        """
+        super().save_model(output_dir, _internal_call=_internal_call)
+        if self.args.should_save:
+            (Path(output_dir if output_dir is not None else self.args.output_dir) / TRAINING_ARGS_NAME).unlink(
+                missing_ok=True)
 
     def log(self, logs: dict, start_time=None) -> None:
         if "loss" in logs and self._seen["samples"]:

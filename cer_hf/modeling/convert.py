@@ -17,6 +17,7 @@ from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPi
 from cer_hf.modeling.configuration_cer import ViTForCompoundExpressionConfig
 from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
 from cer_hf.image_io import IMAGENET_MEAN, IMAGENET_STD
+from cer_hf.safe_weights import check_safe_folder
 from cer_hf.taxonomy import EMOTION_BASICS, compound_set
 
 # Fields that ViTMAEConfig and ViTForCompoundExpressionConfig share, copied one to one.
@@ -105,7 +106,8 @@ def load_mae_encoder(mae_dir: str | Path) -> ViTMAEModel:
     config = ViTMAEConfig.from_pretrained(path)
     if config.model_type != "vit_mae":
         raise ValueError(f"{path}/config.json has model_type {config.model_type!r}, expected 'vit_mae'")
-    return ViTMAEModel.from_pretrained(path, config=config).eval()
+    check_safe_folder(path)  # safetensors only: a pytorch_model.bin-only checkpoint is refused, never unpickled
+    return ViTMAEModel.from_pretrained(path, config=config, use_safetensors=True).eval()
 
 
 def image_processor_for(mae_dir: str | Path, image_size: int) -> ViTImageProcessorPil:
