@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 
-from cer_hf.arguments import parse_args, save_args
+from cer_hf.arguments import parse_args, run_main, save_args
 from cer_hf.extensions.multitask.modeling import ViTForMultiTaskExpression, ViTMultiTaskExpressionConfig
 from cer_hf.extensions.multitask.data import FrameDataset, WindowDataset, group_videos, load_rows, without_images
 from cer_hf.extensions.multitask.train import fit, predict_frames, predict_videos, rows_class_weights, score
@@ -176,4 +176,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)  # option errors: "error: ..." and exit 2, no traceback
