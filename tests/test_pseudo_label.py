@@ -91,6 +91,7 @@ def synthetic_split(count, seed):
     return pixels_from_images([r["image"] for r in rows], 32), torch.tensor([EMOTION_BASICS.index(r["label"]) for r in rows])
 
 
+@pytest.mark.slow  # ~2 min of training: measured 115 s (--durations, 2 shared cores)
 def test_pseudo_labels_beat_labelled_only_on_synthetic_faces():
     # ~2 min on a shared CPU: the smallest setting where the gain was clear (smaller ones were within noise).
     torch.set_num_threads(1)
