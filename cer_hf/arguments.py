@@ -97,13 +97,79 @@ def parse_args(dataclass_types, argv: list[str] | None = None) -> tuple:
     return parser.parse_args_into_dataclasses(args=argv)
 
 
-def save_args(args: tuple, output_dir: str | Path, filename: str = "resolved_args.json") -> Path:
-    """Write the resolved arguments of a run next to its outputs."""
-    path = Path(output_dir) / filename
-    path.parent.mkdir(parents=True, exist_ok=True)
+@dataclasses.dataclass
+class OutputArguments:
+    """What a recipe may do to an `--output_dir` that already holds a run."""
+
+    overwrite_output_dir: bool = dataclasses.field(default=False, metadata={
+        "help": "allow a run whose seed, batch size, learning rate, ... differ from the resolved_args.json and "
+                "checkpoints already in --output_dir (their checkpoints would be mixed with this run's)"})
+
+
+def resolved_args(args: tuple) -> dict:
+    """The arguments as `save_args` writes them: {group class name: {field: JSON value}}."""
     resolved = {}
     for group in args:
         as_dict = group.to_dict() if hasattr(group, "to_dict") else dataclasses.asdict(group)
         resolved[type(group).__name__] = as_dict
-    path.write_text(json.dumps(resolved, indent=2, default=str))
+    return json.loads(json.dumps(resolved, default=str))
+
+
+def save_args(args: tuple, output_dir: str | Path, filename: str = "resolved_args.json") -> Path:
+    """Write the resolved arguments of a run next to its outputs."""
+    path = Path(output_dir) / filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(resolved_args(args), indent=2, default=str))
     return path
+
+
+def check_resume_compatible(saved_json_path: str | Path, current_args: tuple, fields) -> None:
+    """Raise ValueError listing each of `fields` whose value differs from the run saved in `saved_json_path`.
+
+    `saved_json_path` is a `resolved_args.json` written by `save_args`; `current_args` the groups of
+    this run (as passed to `save_args`). A field is looked up by name in any group; one missing from
+    the saved file (an older version) is not compared. Nothing happens when the file does not exist.
+    """
+    path = Path(saved_json_path)
+    if not path.is_file():
+        return
+    try:
+        saved = json.loads(path.read_text())
+    except ValueError as error:
+        raise ValueError(f"{path}: unreadable ({error}); move it away or pass --overwrite_output_dir") from None
+    now = resolved_args(current_args)
+
+    def lookup(groups: dict, name: str):
+        for values in groups.values():
+            if isinstance(values, dict) and name in values:
+                return True, values[name]
+        return False, None
+
+    differences = []
+    for name in fields:
+        found_saved, before = lookup(saved, name)
+        found_now, after = lookup(now, name)
+        if found_saved and found_now and before != after:
+            differences.append(f"{name}: {before!r} in {path.name}, {after!r} now")
+    if differences:
+        raise ValueError(
+            f"{path.parent} already holds a run with different settings ({'; '.join(differences)}); resuming or "
+            "adding checkpoints to it would mix two runs. Use another --output_dir, the saved settings, or "
+            "--overwrite_output_dir true")
+
+
+def run_main(main, argv: list[str] | None = None) -> None:
+    """A recipe's `if __name__ == "__main__":` entry: run `main(argv)`; a usage error exits 2 without a traceback.
+
+    A `ValueError` or `FileNotFoundError` (what the option checks raise: a bad schedule, a missing
+    source, pickle-only weights, ...) ends the process with `<recipe>: error: <message>` on stderr
+    and exit status 2, like argparse. Any other exception keeps its traceback (a bug, not a usage
+    error). `main()` itself still raises, so tests and callers in Python see the exception. This
+    is the recipes' command-line edge, the one place outside `commands/` that writes to stderr.
+    """
+    try:
+        main(argv)
+    except (ValueError, FileNotFoundError) as error:
+        sys.stderr.write(f"{Path(sys.argv[0]).name}: error: {error}\n")
+        sys.stderr.flush()
+        raise SystemExit(2) from None

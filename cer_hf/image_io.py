@@ -4,6 +4,7 @@ extensions the toolkit reads, and the normalisation statistics (one home for eac
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -56,14 +57,24 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def load_rgb_image(source: str | Path | bytes, *, name: str | None = None) -> Image.Image:
-    """Decode an image from a path or encoded bytes into RGB, fully (truncation is caught here, not later)."""
+    """Decode an image from a path or encoded bytes into RGB, fully (truncation is caught here, not later).
+
+    Decompression bombs are refused before any pixel is decoded: an image over PIL's
+    `Image.MAX_IMAGE_PIXELS` (about 89 megapixels, where PIL only warns) or over twice that (where
+    PIL raises `DecompressionBombError`, not an `OSError`) is a `BadImageError` naming the file.
+    No face crop comes near that size, and decoding one would take gigabytes.
+    """
     label = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
     try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
-            image.load()
-            return to_rgb(image)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+                image.load()
+                return to_rgb(image)
     except FileNotFoundError:
         raise BadImageError(label, "file not found") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise BadImageError(label, f"too large, possible decompression bomb: {error}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise BadImageError(label, f"{type(error).__name__}: {error}") from None
 

@@ -16,9 +16,11 @@ See docs/curriculum.md for every option.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from transformers import TrainingArguments
 
-from cer_hf.arguments import log_to_stdout, parse_args, save_args
+from cer_hf.arguments import OutputArguments, check_resume_compatible, log_to_stdout, parse_args, run_main, save_args
 from cer_hf.curriculum.build import (
     CurriculumArguments,
     DataArguments,
@@ -28,14 +30,19 @@ from cer_hf.curriculum.build import (
     finish_run,
     training_overrides,
 )
+from cer_hf.curriculum.trainer import resolve_resume_checkpoint
 from cer_hf.modeling.build import ModelArguments
+
+# Settings a run in an output_dir with checkpoints must share with the run that wrote them.
+RESUME_FIELDS = ("seed", "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate",
+                 "stage_epochs", "compound_shares", "curriculum_mode")
 
 
 def main(argv: list[str] | None = None) -> dict:
     log_to_stdout()
     # Arguments: YAML defaults, command line overrides; the schedule and mixing options are checked first.
-    model_args, data_args, curriculum_args, training_args = parse_args(
-        (ModelArguments, DataArguments, CurriculumArguments, TrainingArguments), argv
+    model_args, data_args, curriculum_args, training_args, output_args = parse_args(
+        (ModelArguments, DataArguments, CurriculumArguments, TrainingArguments, OutputArguments), argv
     )
     schedule = build_schedule(curriculum_args)
 
@@ -45,6 +52,13 @@ def main(argv: list[str] | None = None) -> dict:
     for name, value in overrides.items():
         setattr(training_args, name, value)
     main_process = training_args.process_index == 0
+    # An output_dir with checkpoints of a run with other settings is refused; the checkpoint to resume is
+    # resolved (complete ones only) now, so that resolved_args.json is written only once every check passed.
+    args = (model_args, data_args, curriculum_args, training_args)
+    output_dir = Path(training_args.output_dir)
+    if not output_args.overwrite_output_dir and any(output_dir.glob("checkpoint-*")):
+        check_resume_compatible(output_dir / "resolved_args.json", args, RESUME_FIELDS)
+    checkpoint = resolve_resume_checkpoint(training_args.resume_from_checkpoint, output_dir)
     if main_process:
         base = curriculum_args.base_learning_rate
         print(f"[optim] effective batch {effective_batch_size(training_args)}; lr {training_args.learning_rate:g}"
@@ -54,12 +68,12 @@ def main(argv: list[str] | None = None) -> dict:
     # Model, curriculum data, collator and trainer.
     run = build_curriculum_trainer(model_args, data_args, curriculum_args, training_args, schedule)
     if main_process:
-        save_args((model_args, data_args, curriculum_args, training_args), training_args.output_dir)
-    # Train through the stages; resume with --resume_from_checkpoint.
-    run.trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        save_args(args, training_args.output_dir)
+    # Train through the stages; resume with --resume_from_checkpoint (a path, or True: the newest complete one).
+    run.trainer.train(resume_from_checkpoint=checkpoint)
     # Final evaluation, save model + image processor + metrics, optionally publish.
     return finish_run(run, push_to_hub=push_to_hub, hub_model_id=training_args.hub_model_id)
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)  # option errors: "error: ..." and exit 2, no traceback

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 
-from cer_hf.arguments import parse_args, save_args
+from cer_hf.arguments import parse_args, run_main, save_args
 from cer_hf.extensions.multitask.modeling import ViTForMultiTaskExpression, ViTMultiTaskExpressionConfig
 from cer_hf.extensions.multitask.data import FrameDataset, WindowDataset, group_videos, load_rows, without_images
 from cer_hf.extensions.multitask.train import fit, predict_frames, predict_videos, rows_class_weights, score
@@ -43,7 +43,11 @@ class ModelArguments:
     lambda_au: float = field(default=1.0, metadata={"help": "AU loss weight (0: not trained)"})
     lambda_expr: float = field(default=1.0, metadata={"help": "expression loss weight (0: not trained)"})
     lambda_va: float = field(default=1.0, metadata={"help": "valence/arousal loss weight (0: not trained)"})
-    class_weighting: bool = field(default=True, metadata={"help": "AU pos_weight and expression class weights"})
+    class_weighting: bool = field(default=True, metadata={"help": "AU and expression class weights from the training labels"})
+    au_loss_form: str = field(default="paper", metadata={
+        "help": "paper: the AU weight scales the whole BCE term (eq. 2); pos_weight: only the positive term"})
+    expression_loss_form: str = field(default="paper", metadata={
+        "help": "paper: weighted CE averaged over frames (eq. 3); weight_sum: divided by the sum of the weights"})
     fusion: str = field(default="", metadata={"help": "task=sources;... e.g. 'va=au;expr=au,va'"})
     fusion_checkpoints: str = field(default="", metadata={"help": "source=dir,... e.g. 'au=outputs/au'"})
     temporal_module: str = field(default="none", metadata={"help": "none, lstm or transformer"})
@@ -122,7 +126,8 @@ def main(argv=None):
         temporal_layers=model_args.temporal_layers,
         sequence_length=model_args.sequence_length,
         temporal_stride=model_args.temporal_stride,
-        **(rows_class_weights(train_rows) if model_args.class_weighting else {}),
+        expression_loss_form=model_args.expression_loss_form,
+        **(rows_class_weights(train_rows, model_args.au_loss_form) if model_args.class_weighting else {}),
     )
     if model_args.mae_checkpoint:
         model = ViTForMultiTaskExpression.from_mae(model_args.mae_checkpoint, image_size=model_args.image_size,
@@ -176,4 +181,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)  # option errors: "error: ..." and exit 2, no traceback

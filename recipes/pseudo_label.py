@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 
-from cer_hf.arguments import parse_args, save_args
+from cer_hf.arguments import parse_args, run_main, save_args
 from cer_hf.modeling.convert import compound_config, convert_mae_model, load_mae_encoder
 from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
 from cer_hf.extensions.multitask.data import pixels_from_images
@@ -165,4 +165,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)  # option errors: "error: ..." and exit 2, no traceback

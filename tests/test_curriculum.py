@@ -240,6 +240,7 @@ def test_rows_split_into_basics_and_any_compound_and_eval_keeps_the_set():
     assert len(evaluated) + sum(other.values()) == len(rows)
 
 
+@pytest.mark.slow  # two processes; measured 33 s
 def test_every_rank_sees_the_share_with_two_processes_and_workers(tmp_path):
     """Two ranks (torchrun + gloo on CPU), two workers each: every rank's batches carry the share."""
     import json

@@ -21,7 +21,8 @@ PACKAGE = ROOT / "cer_hf"
 
 # Floors from the bottom up: a module may import from its own floor or any floor below, never above.
 FLOORS = (
-    ("cer_hf.taxonomy", "cer_hf.image_io", "cer_hf.presets", "cer_hf.arguments", "cer_hf.pretraining"),
+    ("cer_hf.taxonomy", "cer_hf.image_io", "cer_hf.presets", "cer_hf.arguments", "cer_hf.pretraining",
+     "cer_hf.safe_weights"),
     ("cer_hf.modeling",),
     ("cer_hf.data",),
     ("cer_hf.hub",),

@@ -132,7 +132,7 @@ def test_class_weighted_losses_and_weights_from_labels():
     expr = torch.tensor([0, 7, -1, 3, 3])
     weights = torch.arange(1.0, 9.0)
     reference = torch.nn.functional.cross_entropy(expr_logits[expr >= 0], expr[expr >= 0], weight=weights)
-    torch.testing.assert_close(masked_expression_loss(expr_logits, expr, weights), reference)
+    torch.testing.assert_close(masked_expression_loss(expr_logits, expr, weights, form="weight_sum"), reference)
     au_pos, expr_w = class_weights(torch.tensor([[1, 0], [0, 0], [0, -1], [1, 0]]), torch.tensor([0, 0, 1, -1]), 2)
     assert au_pos == [1.0, 3.0]  # AU2 has no positive: counted as one, not infinite
     assert expr_w == pytest.approx([0.75, 1.5])
@@ -198,6 +198,8 @@ def test_bad_config_names_the_field():
         ViTMultiTaskExpressionConfig(temporal_module="gru")
     with pytest.raises(ValueError, match="au_pos_weight"):
         ViTMultiTaskExpressionConfig(au_pos_weight=[1.0] * 3)
+    with pytest.raises(ValueError, match="expression_loss_form"):
+        ViTMultiTaskExpressionConfig(expression_loss_form="sum")
 
 
 def test_rows_to_targets():
@@ -271,7 +273,8 @@ def test_a_datasets_source_is_grouped_into_lazy_videos_and_scored():
     windows = WindowDataset(videos, 32, sequence_length=4, stride=3)
     assert len(windows) == 4 and windows[0]["pixel_values"].shape == (4, 3, 32, 32)
     weights = rows_class_weights(dataset)
-    assert len(weights["au_pos_weight"]) == 12
+    assert len(weights["au_weights"]) == 12 and "au_pos_weight" not in weights  # eq. 2: whole BCE term
+    assert rows_class_weights(dataset, "pos_weight")["au_pos_weight"] == weights["au_weights"]
     model = tiny_model(temporal_module="lstm", sequence_length=4, temporal_stride=3).eval()
     ordered = [row for frames in videos.values() for row in frames]
     result = score(predict_videos(model, videos, 32), ordered)

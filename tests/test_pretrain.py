@@ -168,6 +168,7 @@ def test_accelerate_configs_parse_and_say_when_to_use_them(name):
 # ----------------------------------------------------------------------------- the recipe, for real
 
 
+@pytest.mark.slow  # measured 33 s (--durations, 2 shared cores)
 def test_micro_recipe_end_to_end_loss_falls(tmp_path):
     """200 steps on the synthetic stream: loss falls (measured: 0.99 → 0.85, first/last 20-step means)."""
     out = tmp_path / "run"
@@ -194,6 +195,7 @@ def test_micro_recipe_end_to_end_loss_falls(tmp_path):
     assert (tmp_path / "cer" / "model.safetensors").is_file()
 
 
+@pytest.mark.slow  # two nodes x 2 processes; measured 25 s
 def test_two_nodes_on_loopback_split_the_epoch_and_agree(tmp_path):
     """Two `accelerate launch` "machines" (torchrun + gloo): disjoint samples whose union is the epoch, equal weights."""
     out, port = tmp_path / "run", free_port()
@@ -232,6 +234,7 @@ def test_two_nodes_on_loopback_split_the_epoch_and_agree(tmp_path):
                                                                                        "rank_state_1.json"]
 
 
+@pytest.mark.slow  # kill and resume, three runs; measured 55 s
 def test_kill_and_resume_matches_uninterrupted_run(tmp_path):
     """SIGKILL after a checkpoint, resume from `latest`: same final weights as a run never interrupted."""
     args = ["--sources", "synthetic:96", "--per_device_batch_size", 4, "--gradient_accumulation_steps", 2,

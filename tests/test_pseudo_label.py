@@ -1,5 +1,7 @@
 """Pseudo-labelling: augmentations, balanced sampling, FlexMatch thresholds, feedback, and the gain over labelled-only."""
 
+import math
+
 import pytest
 import torch
 
@@ -89,6 +91,7 @@ def synthetic_split(count, seed):
     return pixels_from_images([r["image"] for r in rows], 32), torch.tensor([EMOTION_BASICS.index(r["label"]) for r in rows])
 
 
+@pytest.mark.slow  # ~2 min of training: measured 115 s (--durations, 2 shared cores)
 def test_pseudo_labels_beat_labelled_only_on_synthetic_faces():
     # ~2 min on a shared CPU: the smallest setting where the gain was clear (smaller ones were within noise).
     torch.set_num_threads(1)
@@ -108,7 +111,9 @@ def test_pseudo_labels_beat_labelled_only_on_synthetic_faces():
 
 
 def test_recipe_runs_end_to_end(tmp_path):
+    import importlib.util
     import json
+    import math
     import os
     import subprocess
     import sys
@@ -128,7 +133,82 @@ def test_recipe_runs_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "labelled only: macro F1" in result.stdout and "round 1:" in result.stdout
     metrics = json.loads((out / "metrics.json").read_text())
-    assert len(metrics["rounds"]) == 2 and 0 <= metrics["pseudo_labelled_macro_f1"] <= 1
+    assert len(metrics["rounds"]) == 2
+    # The feedback term ran at every student step (round 1), and only there; each value is finite and non-zero.
+    assert metrics["rounds"][0]["feedbacks"] == [] and len(metrics["rounds"][1]["feedbacks"]) == 2
+    assert all(math.isfinite(f) and f != 0 for f in metrics["rounds"][1]["feedbacks"])
+    # The reported F1 is the saved student's macro F1 on the recipe's evaluation faces, recomputed here.
+    spec = importlib.util.spec_from_file_location("pseudo_label_recipe", root / "recipes" / "pseudo_label.py")
+    recipe = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = recipe
+    spec.loader.exec_module(recipe)
+    classes = recipe.class_names("basic", "abaw7")
+    eval_pixels, eval_labels = recipe.labelled_tensors(
+        recipe.rows_from("synthetic", 0 + 2, "basic", "abaw7", 12, 32), classes, None, 32)
+    saved = ViTForCompoundExpression.from_pretrained(out)
+    expected = macro_f1(predict_classes(saved, eval_pixels, "basic"), eval_labels, len(classes))
+    assert metrics["pseudo_labelled_macro_f1"] == pytest.approx(expected, abs=1e-9)
     assert ViTForCompoundExpression.from_pretrained(out).config.basic_labels == list(
         ViTForCompoundExpression(compound_config("abaw7", **MICRO)).config.basic_labels
     )
+
+
+# ----------------------------------------------------------------------------- the feedback term, by hand
+
+
+class BiasOnly(torch.nn.Module):
+    """A 2-class "model" whose logits are one parameter vector, whatever the image: gradients by hand."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.tensor(logits, dtype=torch.float32))
+        self.config = type("Config", (), {"basic_labels": ["A", "B"]})()
+
+    def forward(self, pixel_values):
+        logits = self.bias.expand(pixel_values.shape[0], -1)
+        return type("Out", (), {"logits": logits, "probabilities": torch.sigmoid(logits)})()
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def _hand_feedback(student: list[float], pseudo: int, lr: float, weight: float) -> float:
+    """Eq. 6 for BiasOnly with one labelled face per class (targets [1,0] and [0,1]) and every pseudo-label kept.
+
+    L_l = mean over 2 faces x 2 classes of BCE  ->  dL_l/ds_c = (sigmoid(s_c) - 0.5) / 2
+    L_u = mean over the classes of BCE(s, e_pseudo)  ->  dL_u/ds_c = (sigmoid(s_c) - e_c) / 2
+    AdamW's first step moves each s_c by -lr * sign(dL/ds_c)  (m/sqrt(v) = g/|g|; no decay on a 1-d parameter)
+    f = lr * (grad L_l at s')^T (weight * grad L_u at s)
+    """
+    onehot = [1.0 if c == pseudo else 0.0 for c in range(2)]
+    grad_u = [(_sigmoid(s) - e) / 2 for s, e in zip(student, onehot)]
+    grad = [(_sigmoid(s) - 0.5) / 2 + weight * g for s, g in zip(student, grad_u)]
+    new = [s - lr * g / (abs(g) + 1e-8) for s, g in zip(student, grad)]
+    grad_new = [(_sigmoid(s) - 0.5) / 2 for s in new]
+    return lr * sum(a * weight * b for a, b in zip(grad_new, grad_u))
+
+
+@pytest.mark.parametrize("student_logits, sign", [
+    ([-1.0, 1.0], +1),  # the pseudo-label (class A) pulls the student where the balanced labels do: reward
+    ([0.5, -0.5], -1),  # the pseudo-label pushes class A further up, against the balanced labels: punish
+])
+def test_feedback_coefficient_sign_and_value_by_hand(student_logits, sign):
+    lr, weight = 0.1, 1.0
+    config = PseudoLabelConfig(student_steps=1, per_class=1, unlabelled_batch=4, threshold=0.0, feedback=True,
+                               consistency_weight=0.0, unlabelled_weight=weight, learning_rate=lr)
+    teacher = BiasOnly([2.0, 0.0])  # pseudo-label: class A for every face; class B's logit sits at 0
+    student = BiasOnly(student_logits)
+    pixels, labels = torch.rand(2, 3, 32, 32), torch.tensor([0, 1])
+    report = train_student(student, teacher, pixels, labels, torch.rand(6, 3, 32, 32), config)
+
+    expected = _hand_feedback(student_logits, pseudo=0, lr=lr, weight=weight)
+    assert math.copysign(1, expected) == sign and abs(expected) > 1e-3
+    assert report.feedbacks == [pytest.approx(expected, rel=1e-4)]
+    # The teacher's class-B logit gets no gradient from its supervised loss (sigmoid(0) = 0.5 = the mean
+    # balanced target), so it moves only through the feedback loss f * BCE(t, pseudo-label A):
+    # d/dt_B = f * (sigmoid(0) - 0) / 2 = f / 4, and AdamW's first step moves it by -lr * g / (|g| + eps).
+    grad_b = expected / 4
+    assert teacher.bias[1].item() == pytest.approx(-lr * grad_b / (abs(grad_b) + 1e-8), rel=1e-5)
+    assert math.copysign(1, teacher.bias[1].item()) == -sign
+    assert student.bias.tolist() != student_logits

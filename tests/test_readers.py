@@ -543,7 +543,7 @@ def test_cli_data_prints_counts_report_and_errors(tmp_path, capsys):
     assert main(["data", f"fer2013:{path}:Training", "--filter-targets", "--decode", "2"]) == 0
     out = capsys.readouterr().out
     assert "Anger\t1" in out and "Neutral\t1" in out and "dropped Neutral: 1" in out
-    assert "decoded 2 images; sizes: {(48, 48): 2}" in out
+    assert "decoded 2 of 2 images; sizes: {(48, 48): 2}" in out
     assert main(["data", f"fer2013:{path}", "-o", "usage=[PublicTest]"]) == 0
     assert "Anger\t1" in capsys.readouterr().out
     assert main(["data", f"nosuch:{path}"]) == 2

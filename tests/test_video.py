@@ -214,6 +214,33 @@ def test_cli_plot_writes_a_png(tiny_model_dir, videos, tmp_path):
 # ------------------------------------------------------------------------------------------ evaluation
 
 
+def test_evaluate_videos_smoothing_of_a_one_frame_spike_exact_f1(predictor, tmp_path, monkeypatch):
+    """Hand-built frame scores: (0.6, 0.2, 0.1...) everywhere but frame 3, where class 1 wins (0.3, 0.7); every
+    frame is labelled class 0. ABAW macro F1 averages all 7 classes (absent ones count 0).
+
+    * spike kept: class 0 has TP 6, FN 1 -> F1 12/13; class 1 FP 1 -> 0: macro (12/13)/7;
+    * spike removed: class 0 F1 1: macro 1/7.
+    Box δ=1 at frame 3: class 0 (0.6+0.3+0.6)/3 = 0.5 > class 1 (0.2+0.7+0.2)/3 = 0.367: removed.
+    Vote δ=1: [0, 1, 0] -> 0: removed. Gaussian weights exp(-d²/σ), σ = δ²/4:
+    δ=1: w1 = e^-4 = 0.0183, class 0 0.3 + 2(0.0183)(0.6) = 0.322 < class 1 0.7 + 2(0.0183)(0.2) = 0.707: kept;
+    δ=3: σ = 2.25, w = (0.641, 0.169, 0.0183), class 0 0.3 + 1.2(0.829) = 1.294 > class 1 0.7 + 0.4(0.829) = 1.031: removed.
+    """
+    import cer_hf.evaluation.videos as videos_module
+
+    scores = np.tile(np.array([0.6, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1]), (7, 1))
+    scores[3, :2] = (0.3, 0.7)
+    fake = type("Prediction", (), {"compound_scores": scores, "num_frames": 7})()
+    monkeypatch.setattr(videos_module, "predict_video", lambda *args, **kwargs: fake)
+    labels = tmp_path / "spike.txt"
+    labels.write_text("0\n" * 7)
+    report = evaluate_videos(predictor, ["spike.mp4"], [labels], deltas=[1, 3])
+    f1 = {(row["method"], row["delta"]): row["macro_f1"] for row in report["results"]}
+    kept, removed = (12 / 13) / 7, 1 / 7
+    assert f1 == pytest.approx({("none", 0): kept, ("box", 1): removed, ("box", 3): removed, ("gaussian", 1): kept,
+                                ("gaussian", 3): removed, ("vote", 1): removed, ("vote", 3): removed}, abs=1e-12)
+    assert report["best"]["macro_f1"] == pytest.approx(removed)
+
+
 def test_evaluate_videos_scores_each_method_and_delta(predictor, tiny_model_dir, videos, tmp_path, capsys):
     video = videos["single_face.mp4"]
     reference = predict_video(predictor, video, smoothing="none")
@@ -228,7 +255,14 @@ def test_evaluate_videos_scores_each_method_and_delta(predictor, tiny_model_dir,
     # The labels are the raw predictions: every class present scores F1 = 1, absent classes 0 (ABAW: mean over 7).
     perfect = len(set(reference.raw_labels[1:].tolist())) / 7
     assert report["results"][0]["macro_f1"] == pytest.approx(perfect)
-    assert all(0 <= row["macro_f1"] <= 1 for row in report["results"])
+    # Each smoothed row equals sklearn's macro F1 (over the 7 classes) of the pipeline's own smoothed labels.
+    from sklearn.metrics import f1_score
+
+    truth = reference.raw_labels[1:]
+    for row in report["results"][1:]:
+        smoothed = predict_video(predictor, video, smoothing=row["method"], delta=row["delta"]).labels[1:]
+        expected = f1_score(truth, smoothed, labels=list(range(7)), average="macro", zero_division=0)
+        assert row["macro_f1"] == pytest.approx(expected, abs=1e-9), row
 
     from cer_hf.cli import main
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from typing import Any
 
+import datasets
 import yaml
 
 from cer_hf.data.labelled import load_labelled_source
 from cer_hf.data.readers import filter_targets
+from cer_hf.image_io import BadImageError, load_rgb_image
 
 
 def _parse_option(text: str) -> tuple[str, Any]:
@@ -31,15 +34,21 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--filter-targets", action="store_true",
                         help="also apply filter_targets (drop Neutral, Contempt, Other) and print its report")
     parser.add_argument("--decode", type=int, default=0, metavar="N",
-                        help="decode the first N images to check they open (default 0)")
+                        help="decode the first N images to check they open; every unreadable one is listed "
+                             "by file with the reason and the exit status is 1 (default 0)")
     parser.set_defaults(func=_run_cli)
 
 
-def _run_cli(args) -> None:
+def _run_cli(args) -> int:
+    if args.decode < 0:
+        raise ValueError(f"--decode takes a number of images >= 0, got {args.decode}")
     options = dict(_parse_option(text) for text in args.option)
     options["return_report"] = True
     dataset, report = load_labelled_source(args.spec, **options)
     print(report)
+    if len(dataset) == 0:
+        raise ValueError(f"{args.spec}: the source has no rows (0 rows); check the path, the split and the "
+                         "reader options (skipped rows, if any, are listed above)")
     print(f"columns: {', '.join(dataset.column_names)}")
     counts = Counter(dataset["label"])
     for label, count in sorted(counts.items(), key=lambda item: (-item[1], str(item[0]))):
@@ -48,5 +57,29 @@ def _run_cli(args) -> None:
         _, filtered = filter_targets(dataset)
         print(filtered)
     if args.decode:
-        sizes = Counter(dataset[index]["image"].size for index in range(min(args.decode, len(dataset))))
-        print(f"decoded {sum(sizes.values())} images; sizes: {dict(sizes)}")
+        return _check_decoding(dataset, args.decode)
+    return 0
+
+
+def _check_decoding(dataset, count: int) -> int:
+    """Decode the first `count` images; print their sizes and every unreadable file with its reason."""
+    count = min(count, len(dataset))
+    raw = dataset.select(range(count)).select_columns(["image"]).cast_column("image", datasets.Image(decode=False))
+    sizes, unreadable = Counter(), []
+    for index, image in enumerate(raw["image"]):
+        name = (image or {}).get("path") or f"row {index}"
+        try:
+            if not image or not (image.get("bytes") or image.get("path")):
+                raise BadImageError(name, "no image in the row")
+            sizes[load_rgb_image(image.get("bytes") or image["path"], name=name).size] += 1
+        except BadImageError as error:
+            unreadable.append((name, error.reason))
+    print(f"decoded {sum(sizes.values())} of {count} images; sizes: {dict(sizes)}")
+    if not unreadable:
+        return 0
+    print(f"unreadable: {len(unreadable)} of {count} images")
+    for name, reason in unreadable:
+        print(f"  {name}: {reason}")
+    print(f"cer-hf data: {len(unreadable)} of {count} decoded images are unreadable (listed above; "
+          "training drops them)", file=sys.stderr)
+    return 1

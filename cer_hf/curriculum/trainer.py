@@ -6,9 +6,12 @@ epoch to epoch; nothing outside the trainer needs to hand one to the other.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import re
 from collections import Counter
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +23,9 @@ from cer_hf.curriculum.schedule import CurriculumSchedule
 from cer_hf.data.labelled import BASIC
 
 logger = logging.getLogger(__name__)
+TRAINING_ARGS_NAME = "training_args.bin"  # the pickled TrainingArguments Trainer.save_model writes
+CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
+TRUE_STRINGS = ("true", "yes", "1")
 
 
 class CurriculumSampler(Sampler[int]):
@@ -183,6 +189,29 @@ class CurriculumTrainer(Trainer):
         loss = bmc_loss(outputs.probabilities, labels, self.bmc_noise_var)
         return (loss, outputs) if return_outputs else loss
 
+    def train(self, resume_from_checkpoint=None, trial=None, ignore_keys_for_eval=None, **kwargs):
+        """`Trainer.train`, resuming only from a complete checkpoint (see `resolve_resume_checkpoint`).
+
+        `resume_from_checkpoint=True` or the string "True"/"true" (what `--resume_from_checkpoint True`
+        gives) resumes from the newest complete `checkpoint-N/` in `output_dir`; a newer one left
+        incomplete by a kill mid-save is skipped with a warning naming it.
+        """
+        checkpoint = resolve_resume_checkpoint(resume_from_checkpoint, self.args.output_dir)
+        return super().train(resume_from_checkpoint=checkpoint, trial=trial,
+                             ignore_keys_for_eval=ignore_keys_for_eval, **kwargs)
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """`Trainer.save_model` without its pickle: the `training_args.bin` it writes is removed.
+
+        The run's options are recorded as JSON (`resolved_args.json`, written by the recipe), and
+        nothing reads `training_args.bin` back (resuming uses `trainer_state.json`), so the output
+        folder and its checkpoints carry no pickled `TrainingArguments` for a user to unpickle.
+        """
+        super().save_model(output_dir, _internal_call=_internal_call)
+        if self.args.should_save:
+            (Path(output_dir if output_dir is not None else self.args.output_dir) / TRAINING_ARGS_NAME).unlink(
+                missing_ok=True)
+
     def log(self, logs: dict, start_time=None) -> None:
         if "loss" in logs and self._seen["samples"]:
             logs["curriculum_stage"] = self._seen["stage"]
@@ -193,6 +222,72 @@ class CurriculumTrainer(Trainer):
                 logs["compound_share_scheduled"] = dataset.schedule.share_of_epoch(max(epoch, 0))
             self._seen = Counter()
         super().log(logs, start_time)
+
+
+# ----------------------------------------------------------------------------- crash-safe resume
+
+
+def checkpoint_problems(folder: str | Path) -> list[str]:
+    """What makes `folder` an incomplete Trainer checkpoint (empty when it is complete).
+
+    The Trainer writes a checkpoint in order: weights, optimizer/scheduler/RNG, then
+    `trainer_state.json` last; a run killed mid-save leaves a `checkpoint-N/` without a readable
+    `trainer_state.json` or without weights, which must not be resumed from.
+    """
+    path = Path(folder)
+    if not path.is_dir():
+        return [f"{path} is not a directory"]
+    problems = []
+    state = path / "trainer_state.json"
+    if not state.is_file():
+        problems.append("no trainer_state.json")
+    else:
+        try:
+            json.loads(state.read_text())
+        except (ValueError, OSError) as error:
+            problems.append(f"unreadable trainer_state.json ({error})")
+    if not any(path.glob("*.safetensors")):
+        problems.append("no model weights (*.safetensors)")
+    return problems
+
+
+def latest_complete_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest `checkpoint-N/` in `output_dir` that is complete; each newer incomplete one is logged as skipped."""
+    folder = Path(output_dir)
+    candidates = sorted(
+        (int(match.group(1)), path) for path in (folder.iterdir() if folder.is_dir() else [])
+        if path.is_dir() and (match := CHECKPOINT_PATTERN.match(path.name))
+    )
+    for _, path in reversed(candidates):
+        problems = checkpoint_problems(path)
+        if not problems:
+            return path
+        logger.warning(f"[resume] skipping incomplete checkpoint {path} ({'; '.join(problems)}): "
+                       "probably a run killed while saving; trying the previous one")
+    return None
+
+
+def resolve_resume_checkpoint(value, output_dir: str | Path) -> str | None:
+    """The checkpoint folder to resume from, given `--resume_from_checkpoint` (None, a bool, "True"/"true" or a path).
+
+    True (or the string "true", any case) means the newest complete checkpoint in `output_dir`,
+    skipping incomplete ones; an explicit path must be a complete checkpoint. Raises ValueError
+    when there is nothing to resume from, naming the folder and what is missing.
+    """
+    if value is None or value is False or (isinstance(value, str) and value.strip().lower() in ("", "false", "no", "0")):
+        return None
+    if value is True or (isinstance(value, str) and value.strip().lower() in TRUE_STRINGS):
+        checkpoint = latest_complete_checkpoint(output_dir)
+        if checkpoint is None:
+            raise ValueError(f"--resume_from_checkpoint {value}: no complete checkpoint-N folder in {output_dir}")
+        logger.info(f"[resume] resuming from {checkpoint}")
+        return str(checkpoint)
+    problems = checkpoint_problems(value)
+    if problems:
+        newest = latest_complete_checkpoint(Path(value).parent)
+        hint = f"; the newest complete one there is {newest}" if newest else ""
+        raise ValueError(f"--resume_from_checkpoint {value} is not a complete checkpoint ({'; '.join(problems)}){hint}")
+    return str(value)
 
 
 class NonFiniteLossCallback(TrainerCallback):

@@ -278,6 +278,7 @@ class RoundReport:
     pseudo_label_accuracy: float | None
     score: float | None = None
     losses: list = field(default_factory=list)
+    feedbacks: list = field(default_factory=list)  # the feedback coefficient f (eq. 6) of each step, with feedback on
 
 
 def _optimizer(model, config: PseudoLabelConfig, steps: int):
@@ -365,7 +366,7 @@ def train_student(
     flex = FlexMatchThresholds(num_classes, len(unlabelled), config.threshold) if config.flexmatch else None
     batches = balanced_batches(labels, config.per_class, generator)
     params = [p for p in student.parameters() if p.requires_grad]
-    losses, kept, seen, correct = [], 0, 0, 0
+    losses, feedbacks, kept, seen, correct = [], [], 0, 0, 0
     for _ in range(config.student_steps):
         index = next(batches)
         x_l = weak_augment(pixels[index].to(device), generator)
@@ -411,6 +412,7 @@ def train_student(
             grad_new = torch.autograd.grad(new_loss, params, allow_unused=True)
             dot = sum((a * b).sum() for a, b in zip(grad_new, grad_u) if a is not None and b is not None)
             feedback = learning_rate * config.unlabelled_weight * float(dot)
+            feedbacks.append(feedback)
             # Eq. 2: L_T = L_s + L_c + f · CE(ŷ, T(x_u)) on the confident pseudo-labels.
             t_loss = F.binary_cross_entropy_with_logits(class_scores(teacher, x_l, config.task)[0], y_l)
             if config.consistency_weight > 0:
@@ -428,6 +430,7 @@ def train_student(
         mask_rate=kept / max(1, seen),
         pseudo_label_accuracy=(correct / kept if kept else None) if unlabelled_labels is not None else None,
         losses=losses,
+        feedbacks=feedbacks,
     )
 
 

@@ -12,32 +12,11 @@ from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
 from cer_hf.modeling.build import model_class_for
 from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
+# The check lives on the bottom floor so that model building (below the Hub) uses it too; re-exported here.
+from cer_hf.safe_weights import PICKLE_SUFFIXES, UnsafeWeightsError, check_safe_weights
+from cer_hf.safe_weights import pickle_files as _pickles
 
-
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-
-
-class UnsafeWeightsError(ValueError):
-    """The repo or directory offers only pickled weights (`.bin`, `.pt`…), which cer_hf does not unpickle."""
-
-
-def _pickles(names) -> list[str]:
-    return sorted(name for name in names if name.endswith(PICKLE_SUFFIXES))
-
-
-def check_safe_weights(files: list[str], source: str) -> None:
-    """Raise `UnsafeWeightsError` unless `files` include safetensors weights; explain the refusal."""
-    if any(name.endswith(".safetensors") for name in files):
-        return
-    pickles = _pickles(files)
-    if pickles:
-        raise UnsafeWeightsError(
-            f"{source} holds only pickled weights ({', '.join(pickles)}): loading them would unpickle, which can "
-            "run arbitrary code, so cer_hf refuses. Ask the publisher for safetensors weights, or, if you trust "
-            "the file, convert it yourself (torch.load(..., weights_only=True) then save_pretrained(..., "
-            "safe_serialization=True))."
-        )
-    raise FileNotFoundError(f"{source} has no model weights (no *.safetensors file)")
+__all__ = ["PICKLE_SUFFIXES", "UnsafeWeightsError", "check_safe_weights", "list_model_files", "load_model"]
 
 
 def list_model_files(repo_or_dir: str | Path, revision: str | None = None, token: str | None = None) -> list[str] | None:

@@ -21,6 +21,7 @@ from cer_hf.modeling.cnn import CNN_PRESETS, CNNForCompoundExpression, cnn_compo
 from cer_hf.modeling.convert import compound_config, convert_mae_model, image_processor_for, load_mae_encoder
 from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
 from cer_hf.presets import encoder_preset
+from cer_hf.safe_weights import check_safe_folder
 
 
 @dataclass
@@ -60,8 +61,10 @@ def build_model(model_args: ModelArguments) -> tuple[ViTForCompoundExpression, V
         path = Path(model_args.model_name_or_path)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"--model_name_or_path {path}: no config.json (expected a converted checkpoint)")
-        model = model_class_for(path).from_pretrained(path, **(
-            {} if model_class_for(path) is CNNForCompoundExpression else {"drop_path_rate": model_args.drop_path_rate}))
+        check_safe_folder(path, f"--model_name_or_path {path}")  # safetensors only: never unpickle
+        model_class = model_class_for(path)
+        extra = {} if model_class is CNNForCompoundExpression else {"drop_path_rate": model_args.drop_path_rate}
+        model = model_class.from_pretrained(path, use_safetensors=True, **extra)
         if model_args.image_size and model_args.image_size != model.config.image_size:
             raise ValueError(f"--image_size {model_args.image_size} differs from the checkpoint's "
                              f"{model.config.image_size}; re-convert with `cer-hf convert --image-size`")

@@ -19,6 +19,7 @@ from cer_hf.modeling.configuration_cer import ViTForCompoundExpressionConfig
 from cer_hf.modeling.mae import conv_stem_channels, load_mae_encoder_model
 from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
 from cer_hf.image_io import IMAGENET_MEAN, IMAGENET_STD
+from cer_hf.safe_weights import check_safe_folder
 from cer_hf.taxonomy import EMOTION_BASICS, compound_set
 
 logger = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ def load_mae_encoder(mae_dir: str | Path) -> ViTMAEModel:
     config = ViTMAEConfig.from_pretrained(path)
     if config.model_type != "vit_mae":
         raise ValueError(f"{path}/config.json has model_type {config.model_type!r}, expected 'vit_mae'")
+    check_safe_folder(path)  # safetensors only: a pytorch_model.bin-only checkpoint is refused, never unpickled
     model, dropped = load_mae_encoder_model(path, config)
     logger.info(f"[convert] {path}: encoder loaded; the decoder ({dropped} tensors) is dropped by design")
     return model

@@ -37,6 +37,11 @@ from cer_hf.taxonomy import AFFWILD2_EXPR_LABELS as EXPRESSION_NAMES, AU_NAMES, 
 from cer_hf.modeling.convert import ENCODER_FIELDS, load_mae_encoder, mae_encoder_fields, mae_encoder_state
 
 TASKS = ("au", "expr", "va")
+# How the per-AU class weight enters the BCE: "paper" scales the whole term (Liu et al., ABAW7 MTL, eq. 2:
+# `au_weights`), "pos_weight" only the positive term (`au_pos_weight`, the toolkit's former form).
+AU_LOSS_FORMS = ("paper", "pos_weight")
+# How the class-weighted expression CE is normalised (see `masked_expression_loss`).
+EXPRESSION_LOSS_FORMS = ("paper", "weight_sum")
 
 
 class ViTMultiTaskExpressionConfig(PretrainedConfig):
@@ -49,6 +54,8 @@ class ViTMultiTaskExpressionConfig(PretrainedConfig):
         au_pos_weight: per-AU weight of the positive term of the BCE (e.g. #negatives/#positives), or None.
         au_weights: per-AU weight of the whole BCE term (eq. 2's W_au), or None.
         expression_class_weights: per-class CE weight (eq. 3's W_exp), or None.
+        expression_loss_form: "paper" (eq. 3: the weighted CE averaged over the annotated frames) or
+            "weight_sum" (divided by the sum of their weights, torch's `cross_entropy(weight=)` mean).
         au_threshold: probability above which an AU is predicted active.
         fusion: task -> names of frozen single-task feature sources fused into that task's features,
             e.g. `{"va": ["au"]}`. Load the sources' weights with `load_fusion_source`.
@@ -88,6 +95,7 @@ class ViTMultiTaskExpressionConfig(PretrainedConfig):
         au_pos_weight=None,
         au_weights=None,
         expression_class_weights=None,
+        expression_loss_form="paper",
         au_threshold=0.5,
         fusion=None,
         fusion_dropout=0.1,
@@ -114,6 +122,8 @@ class ViTMultiTaskExpressionConfig(PretrainedConfig):
         unknown = sorted(set(fusion) - set(TASKS))
         if unknown:
             raise ValueError(f"fusion: unknown task(s) {unknown}; tasks are {list(TASKS)}")
+        if expression_loss_form not in EXPRESSION_LOSS_FORMS:
+            raise ValueError(f"expression_loss_form must be one of {EXPRESSION_LOSS_FORMS}, got {expression_loss_form!r}")
         if temporal_module not in TEMPORAL_MODULES:
             raise ValueError(f"temporal_module must be one of {TEMPORAL_MODULES}, got {temporal_module!r}")
         unknown = sorted(set(temporal_tasks) - set(TASKS))
@@ -150,6 +160,7 @@ class ViTMultiTaskExpressionConfig(PretrainedConfig):
         self.expression_class_weights = (
             None if expression_class_weights is None else [float(w) for w in expression_class_weights]
         )
+        self.expression_loss_form = expression_loss_form
         self.au_threshold = au_threshold
         self.fusion = fusion
         self.fusion_dropout = fusion_dropout
@@ -210,7 +221,12 @@ def _zero_loss(output: torch.Tensor) -> torch.Tensor:
 def masked_au_loss(
     logits: torch.Tensor, labels: torch.Tensor, pos_weight: torch.Tensor | None = None, au_weights: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Class-weighted BCE over the AUs that are annotated (label 0 or 1); -1 entries are ignored."""
+    """Class-weighted BCE over the AUs that are annotated (label 0 or 1), averaged over them; -1 entries are ignored.
+
+    `au_weights` W_j scale the whole BCE term of AU j, as Liu et al.'s (ABAW7 MTL) eq. 2:
+    -1/12 Σ_j W_j [y_j log ŷ_j + (1 - y_j) log(1 - ŷ_j)]. `pos_weight` p_j scales only the positive term
+    (-[p_j y_j log ŷ_j + (1 - y_j) log(1 - ŷ_j)], the former `au_loss_form="pos_weight"`).
+    """
     logits, labels = logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1, logits.shape[-1]).float()
     mask = labels >= 0
     if not mask.any():
@@ -222,13 +238,26 @@ def masked_au_loss(
 
 
 def masked_expression_loss(
-    logits: torch.Tensor, labels: torch.Tensor, class_weights: torch.Tensor | None = None
+    logits: torch.Tensor, labels: torch.Tensor, class_weights: torch.Tensor | None = None, form: str = "paper"
 ) -> torch.Tensor:
-    """Class-weighted CE over annotated frames; label -1 is ignored (weighted mean, as `F.cross_entropy`)."""
+    """Class-weighted CE over the annotated frames (label -1 ignored).
+
+    form "paper" (Liu et al., ABAW7 MTL, eq. 3: -W_z log ẑ_z per frame): Σ_i W_{y_i} CE_i / N, the mean
+    over the N annotated frames; eq. 3's constant 1/8 is left to λ_EXPR, so without weights every
+    form is the plain CE mean. form "weight_sum": Σ_i W_{y_i} CE_i / Σ_i W_{y_i}, torch's
+    `cross_entropy(weight=...)` mean, whose divisor changes with the classes in each batch.
+    """
+    if form not in EXPRESSION_LOSS_FORMS:
+        raise ValueError(f"form must be one of {EXPRESSION_LOSS_FORMS}, got {form!r}")
     logits, labels = logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1).long()
-    if not (labels >= 0).any():
+    valid = labels >= 0  # MISSING_EXPR (-1): not annotated
+    if not valid.any():
         return _zero_loss(logits)
-    return F.cross_entropy(logits, labels, weight=class_weights, ignore_index=MISSING_EXPR)
+    per_frame = F.cross_entropy(logits[valid], labels[valid], reduction="none")
+    if class_weights is None:
+        return per_frame.mean()
+    weights = class_weights.to(per_frame.dtype)[labels[valid]]
+    return (weights * per_frame).sum() / (valid.sum() if form == "paper" else weights.sum())
 
 
 def concordance_correlation(predictions: torch.Tensor, targets: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -470,7 +499,8 @@ class ViTForMultiTaskExpression(ViTForCompoundExpressionPreTrainedModel):
             )
         if expr_labels is not None and config.task_weights["expr"] > 0:
             losses["expr"] = masked_expression_loss(
-                outputs["expr"], expr_labels, weights(config.expression_class_weights)
+                outputs["expr"], expr_labels, weights(config.expression_class_weights),
+                getattr(config, "expression_loss_form", "weight_sum"),  # configs saved before the option: as then
             )
         if va_labels is not None and config.task_weights["va"] > 0:
             losses["va"] = masked_ccc_loss(outputs["va"], va_labels)
@@ -507,7 +537,8 @@ class ViTForMultiTaskExpression(ViTForCompoundExpressionPreTrainedModel):
 def class_weights(au_labels=None, expr_labels=None, num_expressions: int = len(EXPRESSION_NAMES), max_weight=20.0):
     """Class weights from training labels (missing entries ignored).
 
-    Returns `(au_pos_weight, expression_class_weights)`: per AU #negatives/#positives, and per
+    Returns `(au_class_weights, expression_class_weights)`: per AU #negatives/#positives (used as
+    `au_weights` (eq. 2) or `au_pos_weight`, see `AU_LOSS_FORMS`), and per
     expression class N / (K · count) (inverse frequency, mean 1 over a balanced set); both
     clipped to `max_weight` so an absent class does not explode the loss. Either may be None.
     """

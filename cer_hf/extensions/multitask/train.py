@@ -16,7 +16,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from cer_hf.evaluation.metrics import load_abaw_metric
-from cer_hf.extensions.multitask.modeling import ViTForMultiTaskExpression, class_weights
+from cer_hf.extensions.multitask.modeling import AU_LOSS_FORMS, ViTForMultiTaskExpression, class_weights
 from cer_hf.extensions.multitask.data import FrameDataset, au_targets, encode_rows, expression_index, va_targets, without_images
 
 _METRIC = None
@@ -30,10 +30,17 @@ def labels_for_weights(rows: Sequence[dict]) -> tuple[torch.Tensor, torch.Tensor
     return au, expr
 
 
-def rows_class_weights(rows: Sequence[dict]) -> dict:
-    """`au_pos_weight` and `expression_class_weights` config fields from training rows."""
-    au_pos_weight, expression_weights = class_weights(*labels_for_weights(rows))
-    return {"au_pos_weight": au_pos_weight, "expression_class_weights": expression_weights}
+def rows_class_weights(rows: Sequence[dict], au_loss_form: str = "paper") -> dict:
+    """Class-weight config fields from training rows: the per-AU weights and `expression_class_weights`.
+
+    `au_loss_form="paper"` puts the per-AU weights in `au_weights` (they scale the whole BCE term,
+    eq. 2); `"pos_weight"` in `au_pos_weight` (they scale only the positive term).
+    """
+    if au_loss_form not in AU_LOSS_FORMS:
+        raise ValueError(f"au_loss_form must be one of {AU_LOSS_FORMS}, got {au_loss_form!r}")
+    au_class_weights, expression_weights = class_weights(*labels_for_weights(rows))
+    field = "au_weights" if au_loss_form == "paper" else "au_pos_weight"
+    return {field: au_class_weights, "expression_class_weights": expression_weights}
 
 
 def fit(

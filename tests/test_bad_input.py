@@ -1,0 +1,129 @@
+"""Hostile and empty inputs: each becomes an error naming the file, and the other inputs still go through."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from PIL import Image
+
+from bad_images import write_png_bomb
+from cer_hf.cli import main
+from cer_hf.image_io import BadImageError, load_rgb_image
+
+
+@pytest.fixture(scope="module")
+def bomb(tmp_path_factory):
+    """A ~48 KB PNG of 20000 x 20000 pixels (over twice PIL's MAX_IMAGE_PIXELS: PIL raises)."""
+    return write_png_bomb(tmp_path_factory.mktemp("bomb") / "bomb.png")
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
+
+    from cer_hf.modeling.convert import compound_config
+    from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
+
+    torch.manual_seed(0)
+    config = compound_config("abaw7", image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
+                             num_attention_heads=4, intermediate_size=64)
+    path = tmp_path_factory.mktemp("tiny-cer")
+    ViTForCompoundExpression(config).save_pretrained(path)
+    ViTImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(path)
+    return path
+
+
+def test_the_bomb_is_small_on_disk_and_escapes_pil_as_a_non_oserror(bomb):
+    """What `load_rgb_image` has to catch: PIL's bomb error is a bare Exception, raised at open()."""
+    assert bomb.stat().st_size < 60_000
+    with pytest.raises(Image.DecompressionBombError) as caught:
+        Image.open(bomb)
+    assert not isinstance(caught.value, (OSError, ValueError))
+
+
+def test_decompression_bomb_is_a_bad_image_error_naming_the_file(bomb):
+    with pytest.raises(BadImageError, match="bomb.png: cannot read image .*decompression bomb") as caught:
+        load_rgb_image(bomb)
+    assert caught.value.source == str(bomb)
+    with pytest.raises(BadImageError, match="<bytes>: .*decompression bomb"):
+        load_rgb_image(bomb.read_bytes())
+
+
+def test_image_over_the_warning_size_is_refused_without_a_warning(tmp_path):
+    """10000 x 10000 is over MAX_IMAGE_PIXELS (PIL only warns, then decodes 300 MB of RGB): refused too."""
+    path = write_png_bomb(tmp_path / "big.png", 10_000, 10_000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(BadImageError, match="big.png: .*decompression bomb"):
+            load_rgb_image(path)
+    ok = write_png_bomb(tmp_path / "ok.png", 300, 200)  # the same writer below the limit decodes fine
+    assert load_rgb_image(ok).size == (300, 200)
+
+
+def test_curriculum_data_drops_the_bomb_and_names_it(bomb, tmp_path):
+    from cer_hf.data.readers.base import drop_unreadable_images
+    from cer_hf.data.readers.files import read_image_folder
+
+    (tmp_path / "happy").mkdir()
+    for i in range(2):
+        Image.new("RGB", (12, 12), (40 * i, 90, 30)).save(tmp_path / "happy" / f"{i}.png")
+    (tmp_path / "happy" / "bomb.png").write_bytes(bomb.read_bytes())
+    kept, report = drop_unreadable_images(read_image_folder(tmp_path), source="fixture")
+    assert len(kept) == 2 and report.skipped["unreadable image"] == 1
+    assert "bomb.png" in report.examples["unreadable image"][0]
+    assert "decompression bomb" in report.examples["unreadable image"][0]
+
+
+def test_predict_reports_the_bomb_and_predicts_every_other_image(bomb, tiny_model_dir, tmp_path, capsys):
+    faces = []
+    for i in range(2):
+        faces.append(tmp_path / f"face{i}.png")
+        Image.new("RGB", (40, 48), (120 + 40 * i, 80, 60)).save(faces[-1])
+    code = main(["predict", str(tiny_model_dir), str(faces[0]), str(bomb), str(faces[1]),
+                 "--faces-cropped", "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert f"{bomb}: cannot read image" in captured.err and "1 of 3 inputs failed" in captured.err
+    rows = [line.split("\t")[0] for line in captured.out.splitlines() if line.endswith(tuple("0123456789"))]
+    assert rows == [str(faces[0]), str(faces[1])]
+
+
+# ----------------------------------------------------------------------------- cer-hf data
+
+
+def test_data_decode_lists_every_unreadable_image_and_keeps_going(bomb, tmp_path, capsys):
+    folder = tmp_path / "faces"
+    for label in ("happy", "sad"):
+        (folder / label).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (12, 10), (40 * i, 90, 30)).save(folder / label / f"{i}.png")
+    (folder / "happy" / "bomb.png").write_bytes(bomb.read_bytes())
+    (folder / "sad" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
+    code = main(["data", f"imagefolder:{folder}", "--decode", "10"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "decoded 4 of 6 images; sizes: {(12, 10): 4}" in captured.out
+    assert "unreadable: 2 of 6 images" in captured.out
+    lines = captured.out.splitlines()
+    assert any("bomb.png: too large, possible decompression bomb" in line for line in lines)
+    assert any("corrupt.png: OSError" in line for line in lines)
+    assert "2 of 6 decoded images are unreadable" in captured.err
+
+
+def test_data_decode_of_readable_images_exits_zero(tmp_path, capsys):
+    (tmp_path / "happy").mkdir()
+    Image.new("RGB", (7, 9)).save(tmp_path / "happy" / "a.png")
+    assert main(["data", f"imagefolder:{tmp_path}", "--decode", "5"]) == 0
+    assert "decoded 1 of 1 images; sizes: {(7, 9): 1}" in capsys.readouterr().out
+
+
+def test_data_on_a_header_only_csv_says_0_rows_and_fails(tmp_path, capsys):
+    table = tmp_path / "labels.csv"
+    table.write_text("image,label\n")
+    code = main(["data", f"csv:{table}"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "0 rows" in captured.out
+    assert f"csv:{table}: the source has no rows (0 rows)" in captured.err
