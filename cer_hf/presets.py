@@ -16,7 +16,8 @@ from transformers import ViTMAEConfig
 ENCODER_PRESETS: dict[str, dict] = {
     "micro": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64),
     "tiny": dict(hidden_size=192, num_hidden_layers=12, num_attention_heads=3, intermediate_size=768),
-    # half-depth tiny, for a few thousand faces on CPU (recipes/configs/*_small_data_cpu.yaml)
+    # for a few thousand faces on 2 CPU cores (recipes/configs/*_small_data_cpu.yaml), behind a conv stem
+    "mini": dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=512),
     "tiny-6": dict(hidden_size=192, num_hidden_layers=6, num_attention_heads=3, intermediate_size=768),
     "small": dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536),
     "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
@@ -39,7 +40,7 @@ DECODER_PRESETS: dict[str, dict] = {
                   decoder_intermediate_size=1024),
     "mae": MAE_DECODER,
 }
-SCALED_DECODER = {"micro": "micro", "tiny": "tiny", "tiny-6": "tiny", "small": "small", "base": "mae", "large": "mae", "huge": "mae"}
+SCALED_DECODER = {"micro": "micro", "mini": "tiny", "tiny": "tiny", "tiny-6": "tiny", "small": "small", "base": "mae", "large": "mae", "huge": "mae"}
 DECODER_FIELDS = tuple(MAE_DECODER)
 
 
