@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
+from torch import nn
 
 BASICS = ("Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise")
 _WORDS = {

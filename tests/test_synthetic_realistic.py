@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import cer_hf.data.synthetic as synthetic
+from cer_hf.data import synthetic
 from cer_hf.data.synthetic import (
     identity_params,
     render_face,

@@ -421,7 +421,8 @@ def _draw_face(canvas: _Canvas, a: dict[str, float], idt: dict) -> None:
     tight = max(a["AU23"], a["AU24"])
     mw = idt.get("mouth_w", 0.17) * (1 + 0.5 * a["AU20"] + 0.35 * a["AU12"] - 0.35 * a["AU23"] - 0.25 * a["AU24"]
                  - 0.15 * jaw + 0.1 * a["AU10"] - 0.1 * a["AU15"])
-    corner_y = my + idt.get("mouth_tilt", 0.0) - 0.15 * a["AU12"] + 0.15 * a["AU15"] + 0.03 * a["AU20"] - 0.02 * a["AU10"]
+    corner_y = (my + idt.get("mouth_tilt", 0.0) - 0.15 * a["AU12"] + 0.15 * a["AU15"]
+                + 0.03 * a["AU20"] - 0.02 * a["AU10"])
     opening = 0.06 * a["AU25"] + 0.17 * a["AU26"] + 0.26 * a["AU27"]
     opening *= 1 - 0.6 * tight - 0.4 * a["AU17"]
     up_in = my - 0.5 * opening - 0.045 * a["AU10"]

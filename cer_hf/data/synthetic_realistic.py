@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -286,7 +286,7 @@ def finish(img: Image.Image, idt: dict, pose: dict, size: int, rng: np.random.Ge
     if idt["blur"] > 0:
         img = img.filter(ImageFilter.GaussianBlur(idt["blur"] * scale))
     if idt["low_res"] < 1:
-        small = max(8, int(round(size * idt["low_res"])))
+        small = max(8, round(size * idt["low_res"]))
         img = img.resize((small, small), Image.BILINEAR).resize((size, size), Image.BILINEAR)
     arr = np.asarray(img, dtype=np.float32) / 255
     arr = arr * _shading(idt, idt, pose, size)[..., None] * idt["cast"].astype(np.float32) * idt["brightness"]
