@@ -13,6 +13,8 @@ everything, people included.
 
 Usage:
     PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/make_small_data.py --out /work/data/smalldata_s0 --seed 0
+    # only the figure: three test-pool people, 7 basics and 7 compounds each, shown 2x
+    PYTHONPATH=. python benchmarks/make_small_data.py --contact-sheet docs/synthetic_faces_realistic.png
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import multiprocessing
 import time
 from pathlib import Path
 
-from cer_hf.data.synthetic import synthetic_sample
+from PIL import Image
+
+from cer_hf.data.synthetic import contact_sheet, synthetic_sample
 from cer_hf.taxonomy import BASIC_EXPRESSIONS, compound_set, parse_label
 
 # Index blocks of the splits: far apart, and multiples of 7 so each split starts a
@@ -63,10 +67,28 @@ def _write(job: tuple) -> int:
     return row["identity"]
 
 
+def write_contact_sheet(path: Path, plan: list[dict], seed: int, image_size: int, style: str,
+                        people: int = 3, zoom: int = 2) -> None:
+    """Rows of basics and of compounds for the first `people` of the test pool, upscaled `zoom`x."""
+    first = plan[-1]["identities"][0]
+    rows = []
+    for person in range(first, first + people):
+        for split in plan[:2]:
+            for k, label in enumerate(split["labels"]):
+                row = synthetic_sample(person * 100 + k, seed=seed, image_size=image_size, labels=[label],
+                                       style=style, identities=(person, person + 1))
+                size = image_size * zoom
+                rows.append({**row, "image": row["image"].resize((size, size), Image.NEAREST)})
+    sheet = contact_sheet(rows, columns=7)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path, optimize=True)
+    print(f"wrote {path} ({sheet.size[0]}x{sheet.size[1]})")
+
+
 def main() -> None:
     """Parse the options, render every split with a small process pool and write meta.json."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--out", help="output folder")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--n-basic", type=int, default=500, help="images per basic class (7 classes)")
@@ -77,11 +99,18 @@ def main() -> None:
                         help="number of people in each split (disjoint, consecutive id ranges)")
     parser.add_argument("--style", default="realistic", help="renderer style (cartoon: an easy control)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--contact-sheet", type=Path, help="also (or, without --out, only) write this PNG")
     args = parser.parse_args()
+    if args.out is None and args.contact_sheet is None:
+        parser.error("give --out and/or --contact-sheet")
 
     start = time.time()
-    out = Path(args.out)
     plan = split_plan(args.n_basic, args.n_compound_train, args.n_compound_test, tuple(args.identities))
+    if args.contact_sheet is not None:
+        write_contact_sheet(args.contact_sheet, plan, args.seed, args.image_size, args.style)
+    if args.out is None:
+        return
+    out = Path(args.out)
     jobs = []
     for split in plan:
         for label in split["labels"]:
