@@ -36,7 +36,7 @@ from cer_hf.data.readers import (
     read_rafdb_compound,
     read_table,
 )
-from cer_hf.data.synthetic import synthetic_dataset
+from cer_hf.data.synthetic import STYLES, synthetic_dataset
 from cer_hf.image_io import image_to_tensor, image_to_uint8
 from cer_hf.taxonomy import EMOTION_BASICS, NON_TARGET_LABELS, compound_set, constituents, multi_hot, parse_label
 
@@ -50,25 +50,31 @@ SYNTHETIC_KINDS = ("basic", "compound", "all")
 
 @dataclass(frozen=True)
 class SyntheticSpec:
-    """A parsed `synthetic:KIND:COUNT` spec: which classes (basic, compound or all) and how many rows."""
+    """A parsed `synthetic:KIND:COUNT[:STYLE]` spec: which classes (basic, compound or all), how many rows,
+    and the face style (cartoon, the default, or realistic: subtle expressions under wide variation)."""
 
     kind: str
     count: int
+    style: str = "cartoon"
+
+
+SYNTHETIC_GRAMMAR = f"synthetic:{'|'.join(SYNTHETIC_KINDS)}:<count>[:{'|'.join(STYLES)}]"
 
 
 def parse_synthetic_spec(spec: str) -> SyntheticSpec:
-    """Parse `synthetic:basic|compound|all:<count>`; any other form is an error that shows the grammar."""
+    """Parse `synthetic:basic|compound|all:<count>[:cartoon|realistic]`; any other form is an error showing the grammar."""
     scheme, _, rest = spec.partition(":")
     parts = rest.split(":")
+    style = parts.pop() if len(parts) == 3 and parts[-1] in STYLES else "cartoon"
     if scheme != "synthetic" or len(parts) != 2 or parts[0] not in SYNTHETIC_KINDS or not parts[1].isdigit():
-        raise ValueError(f"synthetic spec must be 'synthetic:basic|compound|all:<count>', not {spec!r}")
-    return SyntheticSpec(parts[0], int(parts[1]))
+        raise ValueError(f"synthetic spec must be '{SYNTHETIC_GRAMMAR}', not {spec!r}")
+    return SyntheticSpec(parts[0], int(parts[1]), style)
 
 
 def _synthetic(rest: str, **options):
     parsed = parse_synthetic_spec(f"synthetic:{rest}")
     return_report = options.pop("return_report", False)
-    dataset = synthetic_dataset(parsed.count, kind=parsed.kind, **options)
+    dataset = synthetic_dataset(parsed.count, kind=parsed.kind, style=parsed.style, **options)
     report = ReadReport(f"synthetic:{rest}", rows=len(dataset))
     return (dataset, report) if return_report else dataset
 
@@ -116,7 +122,7 @@ def _affwild2(kind: str) -> Callable:
 
 
 SOURCE_SCHEMES: dict[str, tuple[Callable, str]] = {
-    "synthetic": (_synthetic, "synthetic:basic|compound|all:<count>"),
+    "synthetic": (_synthetic, SYNTHETIC_GRAMMAR),
     "imagefolder": (lambda rest, **o: read_image_folder(rest, **o), "imagefolder:/root (root/<label>/*.jpg)"),
     "csv": (lambda rest, **o: read_table(rest, **o), "csv:/file.csv"),
     "json": (lambda rest, **o: read_table(rest, **o), "json:/file.json or .jsonl"),

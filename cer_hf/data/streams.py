@@ -6,6 +6,8 @@ encoded bytes or a path, decoded later in a DataLoader worker so a bad file is c
 
     synthetic                       the embedded face generator, endless
     synthetic:5000                  ... 5000 samples per epoch
+    synthetic:5000:realistic        ... in the realistic style (subtle expressions, wide variation)
+    synthetic:realistic             ... endless, realistic
     imagefolder:/data/faces         every image file below the folder (one shard per file)
     parquet:/data/faces/*.parquet   an `image` column (HF Image struct or raw bytes); one shard per row group
     webdataset:/data/shards-{000..009}.tar   tar shards with jpg/png/... members (brace ranges and globs)
@@ -38,7 +40,7 @@ import torch
 from datasets.distributed import split_dataset_by_node
 
 from cer_hf.image_io import IMAGE_EXTENSIONS
-from cer_hf.data.synthetic import synthetic_stream
+from cer_hf.data.synthetic import STYLES, synthetic_stream
 from cer_hf.data.transforms import SkipImage
 
 logger = logging.getLogger(__name__)
@@ -196,12 +198,13 @@ def _synthetic_key(row):
 
 
 def synthetic_source(
-    num_samples: int | None = None, *, image_size: int = 112, seed: int = 0, num_shards: int = 16
+    num_samples: int | None = None, *, image_size: int = 112, seed: int = 0, num_shards: int = 16,
+    style: str = "cartoon",
 ) -> datasets.IterableDataset:
     """The embedded synthetic face generator (`cer_hf.data.synthetic`); endless when num_samples is None."""
     stream = synthetic_stream(
         num_samples=num_samples, kind="all", include_neutral=True, image_size=image_size, seed=seed,
-        num_shards=num_shards,
+        num_shards=num_shards, style=style,
     )
     return (
         stream.select_columns(["image", "sample_id"])
@@ -217,8 +220,14 @@ def load_source(
     """One source spec → an `IterableDataset` with columns image (undecoded) and key."""
     spec = SourceSpec.parse(spec) if isinstance(spec, str) else spec
     if spec.kind == "synthetic":
-        count = int(spec.location) if spec.location else None
-        return synthetic_source(count, image_size=synthetic_image_size, seed=seed, num_shards=synthetic_shards)
+        parts = [part for part in (spec.location or "").split(":") if part]
+        style = parts.pop() if parts and parts[-1] in STYLES else "cartoon"
+        if len(parts) > 1 or (parts and not parts[0].isdigit()):
+            raise ValueError(f"synthetic stream spec must be 'synthetic[:<count>][:{'|'.join(STYLES)}]', "
+                             f"not 'synthetic:{spec.location}'")
+        count = int(parts[0]) if parts else None
+        return synthetic_source(count, image_size=synthetic_image_size, seed=seed, num_shards=synthetic_shards,
+                                style=style)
     if spec.kind == "imagefolder":
         return imagefolder_source(spec.location)
     if spec.kind == "parquet":

@@ -29,6 +29,14 @@ constituents, and every value is scaled by the sample's expression intensity.
 Every sample is deterministic: sample ``i`` of seed ``s`` is drawn from
 ``np.random.default_rng([s, i])`` only, so it does not depend on order or sharding.
 
+Two styles (keyword ``style`` of every generator): ``"cartoon"`` (the default: clear,
+strong expressions on a narrow range of faces) and ``"realistic"`` (subtle expressions
+under wide identity, pose, lighting and camera variation; its specifics live in
+`cer_hf.data.synthetic_realistic`). With ``identities=(first, stop)`` each sample shows
+one of the people ``first .. stop-1``, whose faces are drawn from per-identity generators
+(`identity_params`), so several expressions share one person and disjoint ranges give
+disjoint people (subject-independent train/test splits).
+
 This module is long because the renderer draws every face part explicitly (brows, lids, cheeks,
 nose, lips, jaw) from its AU intensities; splitting the drawing code would scatter one picture.
 """
@@ -46,6 +54,7 @@ import datasets
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from cer_hf.data import synthetic_realistic as _realistic
 from cer_hf.taxonomy import (
     AU_NAMES,
     BASIC_EXPRESSIONS,
@@ -111,7 +120,14 @@ BASIC_VALENCE_AROUSAL: dict[str, tuple[float, float]] = {
     "Sadness": (-0.65, -0.35),
 }
 
-_SOURCE_HASH = hashlib.sha1(Path(__file__).read_bytes()).hexdigest()[:16]
+STYLES: tuple[str, ...] = ("cartoon", "realistic")
+
+_SOURCE_HASH = hashlib.sha1(
+    Path(__file__).read_bytes() + Path(_realistic.__file__).read_bytes()
+).hexdigest()[:16]
+# Keys of `_sample_identity` that describe the shot rather than the person.
+_SCENE_KEYS = frozenset({"bg_a", "bg_b", "bg_texture", "bg_texture_amp", "light_dir", "light_amp", "noise"})
+_IDENTITY_TAG = 0x49_44_45_4E
 
 
 # ----------------------------------------------------------------------------- labels
@@ -181,6 +197,17 @@ def _jitter_aus(prototype: dict[str, float], rng: np.random.Generator) -> tuple[
     return aus, intensity
 
 
+def _check_style(style: str) -> None:
+    if style not in STYLES:
+        raise ValueError(f"unknown style {style!r}; use one of {', '.join(STYLES)}")
+
+
+def _jitter(prototype: dict[str, float], rng: np.random.Generator, style: str):
+    if style == "cartoon":
+        return _jitter_aus(prototype, rng)
+    return _realistic.jitter_aus(prototype, RENDERED_AUS, rng)
+
+
 # ----------------------------------------------------------------------------- rendering
 
 
@@ -246,9 +273,13 @@ class _Canvas:
         self.m = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]]) * s
         self.t = np.array([self.half * (1 + pose["dx"]), self.half * (1 + pose["dy"])])
         self.unit = s
+        self.turn = (pose.get("yaw", 0.0), pose.get("pitch", 0.0))  # realistic style only
 
     def pts(self, xy) -> list[tuple[float, float]]:
-        p = np.asarray(xy, dtype=float).reshape(-1, 2) @ self.m.T + self.t
+        p = np.asarray(xy, dtype=float).reshape(-1, 2)
+        if any(self.turn):
+            p = _realistic.turn_head(p, *self.turn)
+        p = p @ self.m.T + self.t
         return [tuple(q) for q in p.tolist()]
 
     def polygon(self, xy, fill, outline=None, width=1):
@@ -278,11 +309,17 @@ def _background(identity: dict, size: int) -> Image.Image:
 
 
 def _draw_face(canvas: _Canvas, a: dict[str, float], idt: dict) -> None:
-    """Draw all face parts; `a` maps every AU in RENDERED_AUS to its intensity."""
+    """Draw all face parts; `a` maps every AU in RENDERED_AUS to its intensity.
+
+    The optional identity keys (eye_w, eye_open, iris_r, brow_dy, brow_tilt, nose_y,
+    mouth_w, mouth_tilt, lip_k, crease, beard, glasses) come from the realistic style;
+    their defaults reproduce the cartoon style exactly.
+    """
     fw, fh, skin = idt["face_w"], idt["face_h"], idt["skin"]
     dark_skin = skin * 0.62
     hair = idt["hair"]
     jaw = min(1.0, 0.55 * a["AU26"] + a["AU27"])
+    crease = idt.get("crease", 1.0)  # how much wrinkles and folds darken the skin
 
     # Hair behind the head (long style), ears, neck.
     if idt["hair_style"] == 1:
@@ -307,6 +344,8 @@ def _draw_face(canvas: _Canvas, a: dict[str, float], idt: dict) -> None:
     hl = idt["hairline"] if idt["hair_style"] != 2 else idt["hairline"] - 0.12
     hy = hl + 0.35 * (np.abs(hx) / fw) ** 4
     canvas.polygon(np.concatenate([outer, np.stack([hx, hy], 1)]), hair)
+    if idt.get("beard") is not None:
+        _realistic.draw_beard(canvas, idt, jaw)
 
     ex, ey = idt["eye_dx"], idt["eye_y"]
     line_col = dark_skin
@@ -314,26 +353,26 @@ def _draw_face(canvas: _Canvas, a: dict[str, float], idt: dict) -> None:
     # Forehead wrinkles (AU1/AU2) and brow furrows (AU4).
     raise_ = (a["AU1"] + a["AU2"]) / 2
     if raise_ > 0.15:
-        col = _mix(skin, dark_skin, min(1.0, raise_))
+        col = _mix(skin, dark_skin, min(1.0, raise_) * crease)
         for k, yy in enumerate((ey - 0.27, ey - 0.34)):
             canvas.line(_curve(-0.2 + 0.03 * k, 0.2 - 0.03 * k, yy, yy - 0.025, n=7), col, 0.018)
     if a["AU4"] > 0.15:
-        col = _mix(skin, dark_skin, min(1.0, a["AU4"]))
+        col = _mix(skin, dark_skin, min(1.0, a["AU4"]) * crease)
         for s in (-1, 1):
             canvas.line([(s * 0.03, ey - 0.17), (s * 0.025, ey - 0.08)], col, 0.018)
 
     # Cheek raise (AU6): blush and raised cheek contour.
     if a["AU6"] > 0.05:
-        blush = _mix(skin, np.array([220, 90, 90]), 0.35 * a["AU6"])
+        blush = _mix(skin, np.array([220, 90, 90]), 0.35 * a["AU6"] * crease)
         for s in (-1, 1):
             canvas.ellipse(s * (ex + 0.04), ey + 0.19 - 0.04 * a["AU6"], 0.1, 0.065, blush)
             canvas.line(_curve(s * (ex - 0.08), s * (ex + 0.1), ey + 0.1 - 0.03 * a["AU6"],
-                               ey + 0.12 - 0.03 * a["AU6"], n=7), _mix(skin, dark_skin, a["AU6"]), 0.015)
+                               ey + 0.12 - 0.03 * a["AU6"], n=7), _mix(skin, dark_skin, a["AU6"] * crease), 0.015)
 
     # Eyes: opening widens with AU5, narrows with AU7/AU6 (lower lid rises).
-    ew = 0.085
-    up_h = 0.05 * (1 + 0.9 * a["AU5"] - 0.45 * a["AU7"] - 0.25 * a["AU6"] - 0.2 * a["AU9"])
-    lo_h = 0.032 * (1 + 0.4 * a["AU5"] - 0.75 * a["AU7"] - 0.6 * a["AU6"])
+    ew = idt.get("eye_w", 0.085)
+    up_h = 0.05 * idt.get("eye_open", 1.0) * (1 + 0.9 * a["AU5"] - 0.45 * a["AU7"] - 0.25 * a["AU6"] - 0.2 * a["AU9"])
+    lo_h = 0.032 * idt.get("eye_open", 1.0) * (1 + 0.4 * a["AU5"] - 0.75 * a["AU7"] - 0.6 * a["AU6"])
     up_h, lo_h = max(up_h, 0.012), max(lo_h, 0.005)
     for s in (-1, 1):
         cx = s * ex
@@ -341,7 +380,7 @@ def _draw_face(canvas: _Canvas, a: dict[str, float], idt: dict) -> None:
         lower = _curve(cx + ew, cx - ew, ey, ey + lo_h, n=11, power=0.8)
         canvas.polygon(np.concatenate([upper, lower]), (245, 245, 240))
         # Iris clipped to the eye opening.
-        r = 0.038
+        r = idt.get("iris_r", 0.038)
         ix = np.linspace(-r, r, 9)
         half = np.sqrt(np.maximum(r**2 - ix**2, 0))
         lid_top = ey - up_h * (1 - ((ix) / ew) ** 2) ** 0.8
@@ -354,25 +393,26 @@ def _draw_face(canvas: _Canvas, a: dict[str, float], idt: dict) -> None:
         canvas.line(lower, line_col, 0.01)
         if a["AU7"] > 0.3:  # tense lower lid bulge
             canvas.line(_curve(cx - ew, cx + ew, ey + lo_h + 0.02, ey + lo_h + 0.035, n=7),
-                        _mix(skin, dark_skin, a["AU7"] * 0.8), 0.012)
+                        _mix(skin, dark_skin, a["AU7"] * 0.8 * crease), 0.012)
 
     # Brows: inner end raised by AU1, outer by AU2; AU4 lowers and knits them.
     brow_col = hair * 0.8
+    by, tilt = ey + idt.get("brow_dy", 0.0), idt.get("brow_tilt", 0.0)
     for s in (-1, 1):
         inner = [s * (0.065 - 0.035 * a["AU4"]),
-                 ey - 0.12 - 0.13 * a["AU1"] + 0.08 * a["AU4"] + 0.03 * a["AU9"]]
-        mid = [s * (ex + 0.01), ey - 0.17 - 0.05 * a["AU1"] - 0.09 * a["AU2"] + 0.045 * a["AU4"]]
-        outer = [s * (ex + 0.13), ey - 0.12 - 0.12 * a["AU2"] + 0.02 * a["AU4"]]
+                 by + tilt - 0.12 - 0.13 * a["AU1"] + 0.08 * a["AU4"] + 0.03 * a["AU9"]]
+        mid = [s * (ex + 0.01), by - 0.17 - 0.05 * a["AU1"] - 0.09 * a["AU2"] + 0.045 * a["AU4"]]
+        outer = [s * (ex + 0.13), by - tilt - 0.12 - 0.12 * a["AU2"] + 0.02 * a["AU4"]]
         canvas.line([inner, mid, outer], brow_col, idt["brow_w"])
 
     # Nose: nostrils (flared/raised by AU9), wrinkles on the bridge (AU9).
-    ny = 0.2 - 0.03 * a["AU9"] - 0.015 * a["AU10"]
+    ny = idt.get("nose_y", 0.2) - 0.03 * a["AU9"] - 0.015 * a["AU10"]
     canvas.line(_curve(-0.07 - 0.02 * a["AU9"], 0.07 + 0.02 * a["AU9"], ny, ny + 0.03, n=7),
                 line_col, 0.018)
     for s in (-1, 1):
         canvas.ellipse(s * (0.045 + 0.012 * a["AU9"]), ny + 0.01, 0.022 + 0.01 * a["AU9"], 0.014, skin * 0.45, n=10)
     if a["AU9"] > 0.15:
-        col = _mix(skin, dark_skin * 0.8, min(1.0, a["AU9"]))
+        col = _mix(skin, dark_skin * 0.8, min(1.0, a["AU9"]) * crease)
         for k in range(3):
             yy = ey + 0.02 + 0.045 * k
             canvas.line([(-0.06, yy + 0.012), (0, yy), (0.06, yy + 0.012)], col, 0.014)
@@ -380,20 +420,22 @@ def _draw_face(canvas: _Canvas, a: dict[str, float], idt: dict) -> None:
     # Mouth geometry.
     my = idt["mouth_y"] + 0.05 * jaw
     tight = max(a["AU23"], a["AU24"])
-    mw = 0.17 * (1 + 0.5 * a["AU20"] + 0.35 * a["AU12"] - 0.35 * a["AU23"] - 0.25 * a["AU24"]
+    mw = idt.get("mouth_w", 0.17) * (1 + 0.5 * a["AU20"] + 0.35 * a["AU12"] - 0.35 * a["AU23"] - 0.25 * a["AU24"]
                  - 0.15 * jaw + 0.1 * a["AU10"] - 0.1 * a["AU15"])
-    corner_y = my - 0.15 * a["AU12"] + 0.15 * a["AU15"] + 0.03 * a["AU20"] - 0.02 * a["AU10"]
+    corner_y = (my + idt.get("mouth_tilt", 0.0) - 0.15 * a["AU12"] + 0.15 * a["AU15"]
+                + 0.03 * a["AU20"] - 0.02 * a["AU10"])
     opening = 0.06 * a["AU25"] + 0.17 * a["AU26"] + 0.26 * a["AU27"]
     opening *= 1 - 0.6 * tight - 0.4 * a["AU17"]
     up_in = my - 0.5 * opening - 0.045 * a["AU10"]
     lo_in = my + 0.5 * opening + 0.04 * a["AU16"] - 0.02 * a["AU17"]
-    up_out = up_in - 0.04 * (1 - 0.85 * tight) - 0.008
-    lo_out = lo_in + 0.05 * (1 - 0.85 * tight) + 0.006 + 0.015 * a["AU17"] + 0.02 * a["AU15"]
+    lip_k = idt.get("lip_k", 1.0)  # lip thickness
+    up_out = up_in - 0.04 * lip_k * (1 - 0.85 * tight) - 0.008
+    lo_out = lo_in + 0.05 * lip_k * (1 - 0.85 * tight) + 0.006 + 0.015 * a["AU17"] + 0.02 * a["AU15"]
 
     # Nasolabial folds deepen with AU9/AU10/AU12.
     fold = max(a["AU10"], a["AU12"], 0.8 * a["AU9"])
     if fold > 0.2:
-        col = _mix(skin, dark_skin, min(1.0, fold))
+        col = _mix(skin, dark_skin, min(1.0, fold) * crease)
         for s in (-1, 1):
             canvas.line([(s * 0.1, ny - 0.01), (s * (mw + 0.04), (ny + corner_y) / 2),
                          (s * (mw + 0.05), corner_y + 0.03)], col, 0.016)
@@ -418,14 +460,16 @@ def _draw_face(canvas: _Canvas, a: dict[str, float], idt: dict) -> None:
 
     # Lip press/tighten (AU23/AU24): bulging skin above and below the pressed lips.
     if tight > 0.3:
-        col = _mix(skin, dark_skin, min(1.0, tight))
+        col = _mix(skin, dark_skin, min(1.0, tight) * crease)
         canvas.line(_curve(-mw * 0.8, mw * 0.8, corner_y - 0.02, up_out - 0.03, n=7), col, 0.014)
         canvas.line(_curve(-mw * 0.8, mw * 0.8, corner_y + 0.02, lo_out + 0.03, n=7), col, 0.014)
 
     # Chin raise (AU17): chin boss crease.
     if a["AU17"] > 0.2:
         cy = lo_out + 0.07
-        canvas.line(_curve(-0.08, 0.08, cy, cy + 0.025, n=7), _mix(skin, dark_skin, a["AU17"]), 0.014)
+        canvas.line(_curve(-0.08, 0.08, cy, cy + 0.025, n=7), _mix(skin, dark_skin, a["AU17"] * crease), 0.014)
+    if idt.get("glasses") is not None:
+        _realistic.draw_glasses(canvas, idt)
 
 
 def _finish(img: Image.Image, identity: dict, size: int, rng: np.random.Generator) -> Image.Image:
@@ -441,26 +485,58 @@ def _finish(img: Image.Image, identity: dict, size: int, rng: np.random.Generato
 
 
 def _render(aus: dict[str, float], identity: dict, pose: dict, image_size: int,
-            rng: np.random.Generator, supersample: int = 2) -> Image.Image:
+            rng: np.random.Generator, supersample: int = 2, style: str = "cartoon") -> Image.Image:
     a = {au: float(np.clip(aus.get(au, 0.0), 0.0, 1.0)) for au in RENDERED_AUS}
     size = image_size * supersample
-    img = _background(identity, size)
+    if style == "cartoon":
+        img = _background(identity, size)
+        _draw_face(_Canvas(img, pose), a, identity)
+        return _finish(img, identity, image_size, rng)
+    img = _realistic.background(identity, size)
     _draw_face(_Canvas(img, pose), a, identity)
-    return _finish(img, identity, image_size, rng)
+    return _realistic.finish(img, identity, pose, image_size, rng)
+
+
+def identity_params(identity_id: int, *, seed: int = 0, style: str = "cartoon") -> dict:
+    """The face of person `identity_id` (shape, colours, hair, part geometry; no scene).
+
+    Drawn from `np.random.default_rng([seed, 0x4944454E, identity_id])` only, so one
+    (seed, identity_id, style) is always the same person; the background, lighting,
+    camera and pose of each shot are drawn per sample.
+    """
+    _check_style(style)
+    rng = np.random.default_rng([seed, _IDENTITY_TAG, int(identity_id)])
+    if style == "cartoon":
+        return {k: v for k, v in _sample_identity(rng).items() if k not in _SCENE_KEYS}
+    return _realistic.sample_person(rng)
+
+
+def _shot(rng: np.random.Generator, style: str, person: dict | None) -> tuple[dict, dict]:
+    """(identity, pose) of one shot: person from `person` if given, the rest from `rng`."""
+    if style == "cartoon":
+        identity = _sample_identity(rng)
+        if person is not None:
+            identity.update(person)
+        return identity, _sample_pose(rng)
+    person = _realistic.sample_person(rng) if person is None else person
+    return {**person, **_realistic.sample_scene(rng)}, _realistic.sample_pose(rng)
 
 
 def render_face(aus: dict[str, float], *, image_size: int = 112,
-                rng: np.random.Generator | None = None) -> Image.Image:
+                rng: np.random.Generator | None = None, style: str = "cartoon",
+                person: dict | None = None) -> Image.Image:
     """Draw one RGB face whose parts move with the given AU intensities (0..1).
 
     `aus` maps AU names ("AU12") to intensities; unknown AUs are ignored, missing ones
     are 0. Identity, head pose, lighting, background and pixel noise are drawn from
-    `rng`, so the same generator state always gives the same image.
+    `rng`, so the same generator state always gives the same image. `style` is
+    "cartoon" (default) or "realistic"; `person` (from `identity_params`, same style)
+    fixes the face and leaves scene and pose to `rng`.
     """
+    _check_style(style)
     rng = np.random.default_rng(0) if rng is None else rng
-    identity = _sample_identity(rng)
-    pose = _sample_pose(rng)
-    return _render(aus, identity, pose, image_size, rng)
+    identity, pose = _shot(rng, style, person)
+    return _render(aus, identity, pose, image_size, rng, style=style)
 
 
 # ----------------------------------------------------------------------------- samples
@@ -478,33 +554,53 @@ def _row(image, label: str, aus: dict[str, float], intensity: float, sample_id: 
     }
 
 
+def _check_identities(identities: tuple[int, int] | None) -> None:
+    if identities is not None and not (len(identities) == 2 and 0 <= identities[0] < identities[1]):
+        raise ValueError(f"identities must be a half-open range (first, stop) with 0 <= first < stop, "
+                         f"not {identities!r}")
+
+
 def synthetic_sample(index: int, *, seed: int = 0, image_size: int = 112,
-                     labels: Sequence[str] = EMOTION_BASICS) -> dict:
+                     labels: Sequence[str] = EMOTION_BASICS, style: str = "cartoon",
+                     identities: tuple[int, int] | None = None) -> dict:
     """One synthetic row for global `index`: image, label, aus, valence, arousal, sample_id.
 
     The label cycles over `labels` in seeded, balanced blocks; everything else comes
     from `np.random.default_rng([seed, index])`, so the row depends only on
-    (seed, index, image_size, labels).
+    (seed, index, image_size, labels, style, identities). `style` is "cartoon" (default)
+    or "realistic". With `identities=(first, stop)` the row shows person
+    `identity_params(k, seed=seed, style=style)` for a k drawn from first..stop-1, and
+    carries it as `identity`.
     """
+    _check_style(style)
+    _check_identities(identities)
     labels = [parse_label(lab) for lab in labels]
     label = _label_for_index(index, seed, labels)
     rng = np.random.default_rng([seed, index])
-    aus, intensity = _jitter_aus(expression_aus(label), rng)
+    aus, intensity = _jitter(expression_aus(label), rng, style)
     if label == "Neutral":
         intensity = 0.0
-    image = render_face(aus, image_size=image_size, rng=rng)
-    return _row(image, label, aus, intensity, index)
+    if identities is None:
+        image = render_face(aus, image_size=image_size, rng=rng, style=style)
+        return _row(image, label, aus, intensity, index)
+    identity_id = int(rng.integers(identities[0], identities[1]))
+    person = identity_params(identity_id, seed=seed, style=style)
+    image = render_face(aus, image_size=image_size, rng=rng, style=style, person=person)
+    return {**_row(image, label, aus, intensity, index), "identity": identity_id}
 
 
-def _features() -> datasets.Features:
-    return datasets.Features({
+def _features(with_identity: bool = False) -> datasets.Features:
+    features = {
         "image": datasets.Image(),
         "label": datasets.Value("string"),
         "aus": datasets.Sequence(datasets.Value("float32"), length=len(AU_NAMES)),
         "valence": datasets.Value("float32"),
         "arousal": datasets.Value("float32"),
         "sample_id": datasets.Value("int64"),
-    })
+    }
+    if with_identity:
+        features["identity"] = datasets.Value("int64")
+    return datasets.Features(features)
 
 
 def _encoded(row: dict) -> dict:
@@ -514,61 +610,81 @@ def _encoded(row: dict) -> dict:
     return {**row, "image": {"bytes": buffer.getvalue(), "path": None}}
 
 
-def _generate(indices: Iterable[int], seed: int, image_size: int, labels: list[str]):
+def _generate(indices: Iterable[int], seed: int, image_size: int, labels: list[str],
+              style: str = "cartoon", identities: tuple[int, int] | None = None):
     for index in indices:
-        yield _encoded(synthetic_sample(index, seed=seed, image_size=image_size, labels=labels))
+        yield _encoded(synthetic_sample(index, seed=seed, image_size=image_size, labels=labels,
+                                        style=style, identities=identities))
 
 
-def _finite_gen(num_samples: int, seed: int, image_size: int, labels: list[str], version: str):
+def _finite_gen(num_samples: int, seed: int, image_size: int, labels: list[str], version: str,
+                style: str = "cartoon", identities: tuple[int, int] | None = None):
     # `version` (a hash of this file) only keys the datasets cache: edits re-generate.
-    yield from _generate(range(num_samples), seed, image_size, labels)
+    yield from _generate(range(num_samples), seed, image_size, labels, style, identities)
+
+
+def _style_kwargs(style: str, identities: tuple[int, int] | None) -> dict:
+    """Generator kwargs of the optional keywords; empty for the defaults (cache keys unchanged)."""
+    _check_style(style)
+    _check_identities(identities)
+    kwargs = {} if style == "cartoon" else {"style": style}
+    if identities is not None:
+        kwargs["identities"] = (int(identities[0]), int(identities[1]))  # a tuple: never sharded
+    return kwargs
 
 
 def synthetic_dataset(num_samples: int, *, kind: str = "basic", compound_set: str = "abaw7",
                       include_neutral: bool = False, image_size: int = 112,
-                      seed: int = 0) -> datasets.Dataset:
+                      seed: int = 0, style: str = "cartoon",
+                      identities: tuple[int, int] | None = None) -> datasets.Dataset:
     """A finite `datasets.Dataset` of `num_samples` synthetic rows (indices 0..num_samples-1).
 
     kind: "basic" (basic expressions; Neutral only with include_neutral), "compound"
     (the classes of `compound_set`) or "all" (both). Labels are balanced over classes.
+    `style` and `identities` as in `synthetic_sample`; with identities the rows have
+    an `identity` column.
     """
     labels = expression_classes(kind, compound_set, include_neutral)
     return datasets.Dataset.from_generator(
         _finite_gen,
-        features=_features(),
+        features=_features(identities is not None),
         # Only list-valued gen_kwargs are sharded, so labels travel as a tuple.
         gen_kwargs={"num_samples": num_samples, "seed": seed, "image_size": image_size,
-                    "labels": tuple(labels), "version": _SOURCE_HASH},
+                    "labels": tuple(labels), "version": _SOURCE_HASH,
+                    **_style_kwargs(style, identities)},
     )
 
 
 def _stream_gen(shard_ids: list[int], num_shards: int, num_samples: int | None, seed: int,
-                image_size: int, labels: list[str]):
+                image_size: int, labels: list[str], style: str = "cartoon",
+                identities: tuple[int, int] | None = None):
     for shard in shard_ids:
         if num_samples is None:
             indices = itertools.count(shard, num_shards)
         else:
             indices = range(shard, num_samples, num_shards)
-        yield from _generate(indices, seed, image_size, labels)
+        yield from _generate(indices, seed, image_size, labels, style, identities)
 
 
 def synthetic_stream(*, num_samples: int | None = None, kind: str = "basic",
                      compound_set: str = "abaw7", include_neutral: bool = False,
                      image_size: int = 112, seed: int = 0,
-                     num_shards: int = 16) -> datasets.IterableDataset:
+                     num_shards: int = 16, style: str = "cartoon",
+                     identities: tuple[int, int] | None = None) -> datasets.IterableDataset:
     """A streamed `datasets.IterableDataset` of synthetic rows, split into `num_shards` shards.
 
     Shard k yields the indices k, k + num_shards, ...; with num_samples=None every shard
     counts up forever, otherwise the shards together yield exactly 0..num_samples-1.
     `split_dataset_by_node`, DataLoader workers, `shuffle` and `set_epoch` all work.
+    `style` and `identities` as in `synthetic_sample`.
     """
     labels = expression_classes(kind, compound_set, include_neutral)
     return datasets.IterableDataset.from_generator(
         _stream_gen,
-        features=_features(),
+        features=_features(identities is not None),
         gen_kwargs={"shard_ids": list(range(num_shards)), "num_shards": num_shards,
                     "num_samples": num_samples, "seed": seed, "image_size": image_size,
-                    "labels": tuple(labels)},
+                    "labels": tuple(labels), **_style_kwargs(style, identities)},
     )
 
 
@@ -577,25 +693,37 @@ def synthetic_stream(*, num_samples: int | None = None, kind: str = "basic",
 
 def synthetic_video(num_frames: int, *, seed: int = 0, image_size: int = 112,
                     segment_frames: tuple[int, int] = (20, 60),
-                    labels: Sequence[str] | None = None) -> list[dict]:
+                    labels: Sequence[str] | None = None, style: str = "cartoon",
+                    identities: tuple[int, int] | None = None) -> list[dict]:
     """A synthetic video as a list of rows (the dataset schema plus `frame`).
 
     One identity throughout; a sequence of target expressions (from `labels`, default
     the 7 basics and the abaw7 compounds, never the same twice in a row), each lasting
     U(segment_frames) frames and starting with a cosine ramp from the previous target
     (the first from neutral); the head pose drifts slowly. Each row's label
-    is the expression of its segment, and `sample_id` equals `frame`.
+    is the expression of its segment, and `sample_id` equals `frame`. `style` is
+    "cartoon" (default) or "realistic" (one camera and scene per video); with
+    `identities=(first, stop)` the person is one of that pool and every row carries
+    it as `identity`.
     """
+    _check_style(style)
+    _check_identities(identities)
     if labels is None:
         labels = [*BASIC_EXPRESSIONS, *(c.name for c in _compound_set("abaw7"))]
     labels = [parse_label(lab) for lab in labels]
     rng = np.random.default_rng([seed, 0x56494445])
-    identity = _sample_identity(rng)
-    pose = _sample_pose(rng)
+    identity_id = None if identities is None else int(rng.integers(identities[0], identities[1]))
+    person = None if identity_id is None else identity_params(identity_id, seed=seed, style=style)
+    identity, pose = _shot(rng, style, person)
     velocity = {k: 0.0 for k in pose}
-    drift = {"angle": 0.3, "dx": 0.003, "dy": 0.003, "scale": 0.003}
-    limits = {"angle": 12.0, "dx": 0.08, "dy": 0.06, "scale": 0.1}
-    centre = {"angle": 0.0, "dx": 0.0, "dy": 0.0, "scale": 0.975}
+    if style == "cartoon":
+        drift = {"angle": 0.3, "dx": 0.003, "dy": 0.003, "scale": 0.003}
+        limits = {"angle": 12.0, "dx": 0.08, "dy": 0.06, "scale": 0.1}
+        centre = {"angle": 0.0, "dx": 0.0, "dy": 0.0, "scale": 0.975}
+    else:
+        drift = {"angle": 0.3, "yaw": 0.5, "pitch": 0.25, "dx": 0.003, "dy": 0.003, "scale": 0.003}
+        limits = {"angle": 18.0, "yaw": 28.0, "pitch": 12.0, "dx": 0.1, "dy": 0.09, "scale": 0.15}
+        centre = {"angle": 0.0, "yaw": 0.0, "pitch": 0.0, "dx": 0.0, "dy": 0.01, "scale": 0.93}
 
     prev_aus = {au: 0.0 for au in RENDERED_AUS}
     prev_va = (0.0, 0.0)
@@ -606,7 +734,7 @@ def synthetic_video(num_frames: int, *, seed: int = 0, image_size: int = 112,
         choices = [lab for lab in labels if lab != label] or labels  # a new expression each segment
         label = choices[int(rng.integers(len(choices)))]
         length = int(rng.integers(segment_frames[0], segment_frames[1] + 1))
-        target, intensity = _jitter_aus(expression_aus(label), rng)
+        target, intensity = _jitter(expression_aus(label), rng, style)
         target_va = valence_arousal(label, 0.0 if label == "Neutral" else intensity)
         ramp = max(1, min(12, length // 2))
         for step in range(length):
@@ -618,8 +746,10 @@ def synthetic_video(num_frames: int, *, seed: int = 0, image_size: int = 112,
             for k in pose:  # damped random walk pulled back to the centre
                 velocity[k] = 0.9 * velocity[k] + rng.normal(0, drift[k]) - 0.02 * (pose[k] - centre[k])
                 pose[k] = float(np.clip(pose[k] + velocity[k], centre[k] - limits[k], centre[k] + limits[k]))
-            image = _render(aus, identity, pose, image_size, rng)
+            image = _render(aus, identity, pose, image_size, rng, style=style)
             row = _row(image, label, aus, 1.0, frame)
+            if identity_id is not None:
+                row["identity"] = identity_id
             row["valence"], row["arousal"] = va
             row["frame"] = frame
             rows.append(row)
@@ -632,18 +762,20 @@ def synthetic_video(num_frames: int, *, seed: int = 0, image_size: int = 112,
 
 
 def contact_sheet(rows_or_labels: Sequence[dict] | Sequence[str], *, columns: int | None = None,
-                  image_size: int = 112, seed: int = 0, caption_height: int = 26) -> Image.Image:
+                  image_size: int = 112, seed: int = 0, caption_height: int = 26,
+                  style: str = "cartoon") -> Image.Image:
     """A grid of samples with the class name written under each.
 
-    Takes rows (dicts with `image` and `label`) or label names; labels are rendered at
-    full prototype intensity with the identity of `seed` (same face for every label).
+    Takes rows (dicts with `image` and `label`) or label names; labels are rendered in
+    `style` at full prototype intensity with the identity of `seed` (same face and
+    scene for every label).
     """
     items = []
     for i, item in enumerate(rows_or_labels):
         if isinstance(item, str):
             label = parse_label(item)
             image = render_face(expression_aus(label), image_size=image_size,
-                                rng=np.random.default_rng([seed, 0x43534854]))
+                                rng=np.random.default_rng([seed, 0x43534854]), style=style)
         else:
             label, image = item["label"], item["image"]
         items.append((label, image.convert("RGB")))
