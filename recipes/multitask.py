@@ -24,9 +24,25 @@ import torch
 from accelerate import Accelerator
 
 from cer_hf.arguments import parse_args, run_main, save_args
-from cer_hf.extensions.multitask.modeling import ViTForMultiTaskExpression, ViTMultiTaskExpressionConfig
-from cer_hf.extensions.multitask.data import FrameDataset, WindowDataset, group_videos, load_rows, without_images
-from cer_hf.extensions.multitask.train import fit, predict_frames, predict_videos, rows_class_weights, score
+from cer_hf.extensions.multitask.data import (
+    FrameDataset,
+    WindowDataset,
+    group_videos,
+    load_rows,
+    without_images,
+)
+from cer_hf.extensions.multitask.modeling import (
+    ViTForMultiTaskExpression,
+    ViTMultiTaskExpressionConfig,
+)
+from cer_hf.extensions.multitask.train import (
+    fit,
+    predict_frames,
+    predict_videos,
+    rows_class_weights,
+    score,
+)
+from cer_hf.modeling.convert import checkpoint_normalization
 from cer_hf.presets import ENCODER_PRESETS
 
 
@@ -102,6 +118,9 @@ def main(argv=None):
     temporal = model_args.temporal_module != "none"
     videos = data_args.videos or temporal
 
+    # Normalisation: the MAE checkpoint's own image statistics, else the ABAW7 face statistics.
+    normalization = checkpoint_normalization(model_args.mae_checkpoint, model_args.image_size)
+
     # Data: rows in the toolkit schema; videos grouped by video_id for temporal training.
     train_rows = load_rows(data_args.train_source, num_samples=data_args.num_train, seed=data_args.data_seed,
                            image_size=model_args.image_size, missing_rate=data_args.missing_rate, videos=videos,
@@ -111,9 +130,9 @@ def main(argv=None):
                           num_frames=data_args.frames_per_video)
     if temporal:
         dataset = WindowDataset(group_videos(train_rows), model_args.image_size, model_args.sequence_length,
-                                model_args.temporal_stride)
+                                model_args.temporal_stride, normalization)
     else:
-        dataset = FrameDataset(train_rows, model_args.image_size)
+        dataset = FrameDataset(train_rows, model_args.image_size, normalization)
 
     # Model: MAE encoder or a fresh preset, heads sized by the config, class weights from the training labels.
     fields = dict(
@@ -165,10 +184,10 @@ def main(argv=None):
         model = accelerator.unwrap_model(model)
         if videos:
             eval_videos = group_videos(eval_rows)
-            predictions = predict_videos(model, eval_videos, model_args.image_size)
+            predictions = predict_videos(model, eval_videos, model_args.image_size, normalization=normalization)
             eval_rows = [row for frames in eval_videos.values() for row in without_images(frames)]
         else:
-            predictions = predict_frames(model, eval_rows, model_args.image_size)
+            predictions = predict_frames(model, eval_rows, model_args.image_size, normalization=normalization)
         metrics = score(predictions, eval_rows, model.config.au_threshold)
         metrics.update(final_loss=losses[-1], train_seconds=train_seconds, eval_frames=len(eval_rows))
         output = Path(train_args.output_dir)

@@ -23,11 +23,23 @@ import torch
 from accelerate import Accelerator
 
 from cer_hf.arguments import parse_args, run_main, save_args
-from cer_hf.modeling.convert import compound_config, convert_mae_model, load_mae_encoder
-from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
 from cer_hf.extensions.multitask.data import pixels_from_images
+from cer_hf.extensions.pseudo_label import (
+    PseudoLabelConfig,
+    macro_f1,
+    predict_classes,
+    pseudo_label_rounds,
+    train_supervised,
+)
+from cer_hf.image_io import FACE_MEAN, FACE_STD
+from cer_hf.modeling.convert import (
+    checkpoint_normalization,
+    compound_config,
+    convert_mae_model,
+    load_mae_encoder,
+)
+from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
 from cer_hf.presets import ENCODER_PRESETS
-from cer_hf.extensions.pseudo_label import PseudoLabelConfig, macro_f1, predict_classes, pseudo_label_rounds, train_supervised
 from cer_hf.taxonomy import EMOTION_BASICS, compound_set, parse_label
 
 
@@ -84,7 +96,7 @@ def rows_from(spec: str, split_seed: int, kind: str, compound_set_name: str, cou
     return list(islice(load_labelled_source(spec), count))
 
 
-def labelled_tensors(rows, classes, per_class=None, image_size=32):
+def labelled_tensors(rows, classes, per_class=None, image_size=32, mean=FACE_MEAN, std=FACE_STD):
     """Pixels and class indices of the rows whose label is one of `classes` (at most `per_class` each)."""
     kept, counts = [], {c: 0 for c in classes}
     for row in rows:
@@ -98,7 +110,7 @@ def labelled_tensors(rows, classes, per_class=None, image_size=32):
     missing = [c for c, n in counts.items() if n == 0]
     if missing:
         raise SystemExit(f"no labelled faces of class(es) {missing}: every class needs at least one")
-    return pixels_from_images([image for image, _ in kept], image_size), torch.tensor([c for _, c in kept])
+    return pixels_from_images([image for image, _ in kept], image_size, mean, std), torch.tensor([c for _, c in kept])
 
 
 def main(argv=None):
@@ -109,17 +121,21 @@ def main(argv=None):
     device = accelerator.device
     classes = class_names(config.task, model_args.compound_set)
 
-    # Data: a few labelled faces per class, a stream of unlabelled faces, a held-out evaluation set.
+    # Normalisation: the MAE checkpoint's own image statistics, else the ABAW7 face statistics.
     size = model_args.image_size
+    mean, std = checkpoint_normalization(model_args.mae_checkpoint, size)
+    config.image_mean, config.image_std = list(mean), list(std)
+
+    # Data: a few labelled faces per class, a stream of unlabelled faces, a held-out evaluation set.
     labelled_rows = rows_from(data_args.train_source, data_args.data_seed, config.task, model_args.compound_set,
                               data_args.labelled_per_class * len(classes) * 4, size)
-    pixels, labels = labelled_tensors(labelled_rows, classes, data_args.labelled_per_class, size)
+    pixels, labels = labelled_tensors(labelled_rows, classes, data_args.labelled_per_class, size, mean, std)
     unlabelled_rows = rows_from(data_args.unlabelled_source, data_args.data_seed + 1, config.task,
                                 model_args.compound_set, data_args.num_unlabelled, size)
-    unlabelled = pixels_from_images([row["image"] for row in unlabelled_rows], size)
+    unlabelled = pixels_from_images([row["image"] for row in unlabelled_rows], size, mean, std)
     eval_pixels, eval_labels = labelled_tensors(
         rows_from(data_args.eval_source, data_args.data_seed + 2, config.task, model_args.compound_set,
-                  data_args.num_eval, size), classes, None, size)
+                  data_args.num_eval, size), classes, None, size, mean, std)
     print(f"{len(labels)} labelled ({data_args.labelled_per_class}/class over {len(classes)} {config.task} classes), "
           f"{len(unlabelled)} unlabelled, {len(eval_labels)} evaluation faces; lr {config.learning_rate} "
           f"(base = effective, not scaled) at {config.per_class * len(classes)} labelled + {config.unlabelled_batch} "

@@ -338,7 +338,8 @@ def test_recipe_refuses_bad_options_before_loading_anything(tmp_path, monkeypatc
         raise AssertionError("data or model loaded before the options were checked")
 
     monkeypatch.setattr(module, "pretraining_stream", loaded)
-    monkeypatch.setattr(module, "ViTMAEForPreTraining", loaded)
+    monkeypatch.setattr(module, "build_mae_for_pretraining", loaded)
+    monkeypatch.setattr(module, "load_mae_for_pretraining", loaded)
     out = tmp_path / "run"
     with pytest.raises(SystemExit, match=message):
         recipe_main(out, *args)
@@ -353,7 +354,7 @@ def test_recipe_refuses_a_pickle_only_checkpoint(tmp_path, tiny_mae_dir, monkeyp
     (pickled / "config.json").write_text((tiny_mae_dir / "config.json").read_text())
     torch.save(read_safetensors(tiny_mae_dir / "model.safetensors"), pickled / "pytorch_model.bin")
     module = recipe_module()
-    monkeypatch.setattr(module, "ViTMAEForPreTraining", None)  # must not be reached
+    monkeypatch.setattr(module, "load_mae_for_pretraining", None)  # must not be reached
     out = tmp_path / "run"
     with pytest.raises(SystemExit, match=r"--model_name_or_path .*pickled.* holds only pickled weights \(pytorch_model.bin\)"):
         recipe_main(out, "--model_name_or_path", pickled)

@@ -212,3 +212,20 @@ def test_feedback_coefficient_sign_and_value_by_hand(student_logits, sign):
     assert teacher.bias[1].item() == pytest.approx(-lr * grad_b / (abs(grad_b) + 1e-8), rel=1e-5)
     assert math.copysign(1, teacher.bias[1].item()) == -sign
     assert student.bias.tolist() != student_logits
+
+
+def test_augmentations_use_the_checkpoint_statistics_not_the_face_defaults():
+    """A model whose processor normalises with ImageNet statistics must be augmented in that space: a flip-only
+    weak view of ImageNet-normalised pixels is the exact mirror image (with face statistics it would not be)."""
+    import torch
+
+    from cer_hf.extensions.pseudo_label import PseudoLabelConfig, _stats, weak_augment
+    from cer_hf.image_io import IMAGENET_MEAN, IMAGENET_STD
+    from cer_hf.modeling.convert import checkpoint_normalization
+
+    config = PseudoLabelConfig(image_mean=list(IMAGENET_MEAN), image_std=list(IMAGENET_STD))
+    images = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    pixels = (images - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    out = weak_augment(pixels, torch.Generator().manual_seed(1), flip_prob=1.0, jitter=0.0, **_stats(config))
+    assert torch.allclose(out, pixels.flip(-1), atol=1e-5)
+    assert checkpoint_normalization(None, 32) == (tuple(PseudoLabelConfig().image_mean), tuple(PseudoLabelConfig().image_std))

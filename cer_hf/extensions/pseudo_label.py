@@ -248,6 +248,8 @@ class PseudoLabelConfig:
         strong_ops, strong_cutout: RandAugment-like ops per strong view and the cutout side (fraction of the image).
         learning_rate, weight_decay: AdamW settings (cosine decay, 5% warmup).
         seed: seeds every random step (augmentations, sampling, initialisation through `make_model`).
+        image_mean, image_std: the statistics the pixels were normalised with (the model's image processor's:
+            an MAE checkpoint's own, else the ABAW7 face statistics); augmentations undo and redo them.
     """
 
     task: str = "basic"
@@ -267,6 +269,12 @@ class PseudoLabelConfig:
     learning_rate: float = 1e-3
     weight_decay: float = 0.05
     seed: int = 0
+    image_mean: list[float] = field(default_factory=lambda: list(FACE_MEAN))
+    image_std: list[float] = field(default_factory=lambda: list(FACE_STD))
+
+
+def _stats(config: PseudoLabelConfig) -> dict:
+    return {"mean": tuple(config.image_mean), "std": tuple(config.image_std)}
 
 
 @dataclass
@@ -323,13 +331,15 @@ def train_supervised(
     losses = []
     for _ in range(steps):
         index = next(batches)
-        x = weak_augment(pixels[index].to(device), generator)
+        x = weak_augment(pixels[index].to(device), generator, **_stats(config))
         logits, _ = class_scores(model, x, config.task)
         loss = F.binary_cross_entropy_with_logits(logits, class_targets(model, labels[index].to(device), config.task))
         if unlabelled is not None and config.consistency_weight > 0:
             u = unlabelled[torch.randint(0, len(unlabelled), (config.unlabelled_batch,), generator=generator)].to(device)
             loss = loss + config.consistency_weight * _consistency(
-                model, weak_augment(u, generator), strong_augment(u, generator, num_ops=config.strong_ops, cutout=config.strong_cutout), config.task
+                model, weak_augment(u, generator, **_stats(config)),
+                strong_augment(u, generator, num_ops=config.strong_ops, cutout=config.strong_cutout, **_stats(config)),
+                config.task
             )
         _check(loss)
         loss.backward()
@@ -369,12 +379,13 @@ def train_student(
     losses, feedbacks, kept, seen, correct = [], [], 0, 0, 0
     for _ in range(config.student_steps):
         index = next(batches)
-        x_l = weak_augment(pixels[index].to(device), generator)
+        x_l = weak_augment(pixels[index].to(device), generator, **_stats(config))
         y_l = class_targets(student, labels[index].to(device), config.task)
         u_index = torch.randint(0, len(unlabelled), (config.unlabelled_batch,), generator=generator)
         u = unlabelled[u_index].to(device)
-        u_weak = weak_augment(u, generator)
-        u_strong = strong_augment(u, generator, num_ops=config.strong_ops, cutout=config.strong_cutout)
+        u_weak = weak_augment(u, generator, **_stats(config))
+        u_strong = strong_augment(u, generator, num_ops=config.strong_ops, cutout=config.strong_cutout,
+                                  **_stats(config))
 
         # Teacher's pseudo-labels on the weak view.
         with torch.set_grad_enabled(config.feedback):

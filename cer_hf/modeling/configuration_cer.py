@@ -33,6 +33,7 @@ class ViTForCompoundExpressionConfig(PretrainedConfig):
         drop_path_rate: stochastic depth, rising linearly to this rate over the layers.
         conv_stem_channels: widths of an optional convolutional stem (stride-2 3x3 convolutions before the
             patch projection; e.g. [32, 64, 128] with patch_size 8). Empty: ViT's plain patchify.
+        conv_stem_convs_per_stage: 3x3 convolutions per stem stage (the first of stride 2).
         compound_set: name of the compound set (e.g. "abaw7"), stored for reference.
     """
 
@@ -60,6 +61,7 @@ class ViTForCompoundExpressionConfig(PretrainedConfig):
         head_dropout=0.0,
         drop_path_rate=0.0,
         conv_stem_channels=(),
+        conv_stem_convs_per_stage=1,
         basic_labels=None,
         compound_set="abaw7",
         compound_names=None,
@@ -86,6 +88,7 @@ class ViTForCompoundExpressionConfig(PretrainedConfig):
         self.head_dropout = head_dropout
         self.drop_path_rate = drop_path_rate
         self.conv_stem_channels = list(conv_stem_channels or [])
+        self.conv_stem_convs_per_stage = conv_stem_convs_per_stage
 
         self.basic_labels = list(basic_labels) if basic_labels is not None else list(SIX_BASICS)
         if compound_names is None:

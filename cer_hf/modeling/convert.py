@@ -18,7 +18,7 @@ from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPi
 from cer_hf.modeling.configuration_cer import ViTForCompoundExpressionConfig
 from cer_hf.modeling.mae import conv_stem_channels, load_mae_encoder_model
 from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
-from cer_hf.image_io import IMAGENET_MEAN, IMAGENET_STD
+from cer_hf.image_io import FACE_MEAN, FACE_STD, IMAGENET_MEAN, IMAGENET_STD
 from cer_hf.safe_weights import check_safe_folder
 from cer_hf.taxonomy import EMOTION_BASICS, compound_set
 
@@ -71,7 +71,8 @@ def mae_encoder_fields(mae_config: ViTMAEConfig, image_size: int | None = None) 
     if image_size % mae_config.patch_size:
         raise ValueError(f"--image-size {image_size} is not a multiple of the patch size {mae_config.patch_size}")
     fields = {field: getattr(mae_config, field) for field in ENCODER_FIELDS}
-    return {"image_size": image_size, **fields, "conv_stem_channels": conv_stem_channels(mae_config)}
+    return {"image_size": image_size, **fields, "conv_stem_channels": conv_stem_channels(mae_config),
+            "conv_stem_convs_per_stage": getattr(mae_config, "conv_stem_convs_per_stage", 1)}
 
 
 def mae_encoder_state(mae: ViTMAEModel, image_size: int) -> dict[str, torch.Tensor]:
@@ -129,6 +130,15 @@ def image_processor_for(mae_dir: str | Path, image_size: int) -> ViTImageProcess
     else:
         mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
     return ViTImageProcessorPil(size={"height": image_size, "width": image_size}, image_mean=mean, image_std=std)
+
+
+def checkpoint_normalization(mae_dir: str | Path | None, image_size: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) the model must see: the MAE checkpoint's image processor's (`image_processor_for`), or, for a
+    fresh model (`mae_dir` None), the ABAW7 face statistics that fresh models record in their processors."""
+    if mae_dir is None:
+        return tuple(FACE_MEAN), tuple(FACE_STD)
+    processor = image_processor_for(mae_dir, image_size)
+    return tuple(processor.image_mean), tuple(processor.image_std)
 
 
 def convert_mae_checkpoint(

@@ -37,7 +37,8 @@ class ViTMAEConvStemPatchEmbeddings(ViTMAEPatchEmbeddings):
         super().__init__(config)
         channels = list(config.conv_stem_channels)
         stride = stem_projection_stride(config.patch_size, channels)
-        self.stem = ViTCompoundExpressionConvStem(config.num_channels, channels)
+        self.stem = ViTCompoundExpressionConvStem(config.num_channels, channels,
+                                                  getattr(config, "conv_stem_convs_per_stage", 1))
         self.projection = torch.nn.Conv2d(channels[-1], config.hidden_size, kernel_size=stride, stride=stride)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:

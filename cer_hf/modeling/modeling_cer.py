@@ -82,19 +82,21 @@ def multi_label_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
 class ViTCompoundExpressionConvStem(nn.Module):
     """A convolutional stem (Xiao et al., NeurIPS 2021, "Early convolutions help transformers see better").
 
-    `len(channels)` 3x3 convolutions of stride 2, each followed by BatchNorm and ReLU. Optional: with
+    `len(channels)` stages of 3x3 convolutions, each followed by BatchNorm and ReLU; a stage opens with a
+    stride-2 convolution and adds `convs_per_stage - 1` stride-1 ones at its width. Optional: with
     `conv_stem_channels` empty the model patchifies with one strided convolution, as ViT and MAE do.
     The stem gives the encoder the local, translation-equivariant features a small CNN learns from few
     faces; the MAE encoder uses the same module (`cer_hf.modeling.mae`), so conversion stays exact.
     """
 
-    def __init__(self, in_channels: int, channels):
+    def __init__(self, in_channels: int, channels, convs_per_stage: int = 1):
         super().__init__()
         layers = []
         for width in channels:
-            layers += [nn.Conv2d(in_channels, width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(width),
-                       nn.ReLU(inplace=True)]
-            in_channels = width
+            for index in range(convs_per_stage):  # the first convolution of a stage halves the resolution
+                layers += [nn.Conv2d(in_channels, width, 3, stride=2 if index == 0 else 1, padding=1, bias=False),
+                           nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+                in_channels = width
         self.convs = nn.Sequential(*layers)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -118,7 +120,8 @@ class ViTCompoundExpressionPatchEmbeddings(nn.Module):
         super().__init__()
         channels = list(getattr(config, "conv_stem_channels", None) or [])
         stride = stem_projection_stride(config.patch_size, channels)
-        self.stem = ViTCompoundExpressionConvStem(config.num_channels, channels) if channels else None
+        depth = getattr(config, "conv_stem_convs_per_stage", 1)
+        self.stem = ViTCompoundExpressionConvStem(config.num_channels, channels, depth) if channels else None
         self.projection = nn.Conv2d(
             channels[-1] if channels else config.num_channels, config.hidden_size, kernel_size=stride, stride=stride
         )

@@ -73,10 +73,10 @@ def pixels_from_images(images: Sequence[Image.Image], image_size: int, mean=FACE
     return (pixels - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
 
 
-def encode_rows(rows: Sequence[dict], image_size: int) -> dict[str, torch.Tensor]:
+def encode_rows(rows: Sequence[dict], image_size: int, normalization=(FACE_MEAN, FACE_STD)) -> dict[str, torch.Tensor]:
     """Rows -> `pixel_values`, `au_labels (N, 12)`, `expr_labels (N,)`, `va_labels (N, 2)`."""
     return {
-        "pixel_values": pixels_from_images([row["image"] for row in rows], image_size),
+        "pixel_values": pixels_from_images([row["image"] for row in rows], image_size, *normalization),
         "au_labels": torch.tensor([au_targets(row.get("aus")) for row in rows]),
         "expr_labels": torch.tensor([expression_index(row.get("label")) for row in rows]),
         "va_labels": torch.tensor([va_targets(row) for row in rows]),
@@ -190,14 +190,15 @@ def load_rows(spec: str, *, num_samples: int, seed: int, image_size: int, missin
 class FrameDataset(torch.utils.data.Dataset):
     """Single frames with their multi-task targets (decoded and resized on access)."""
 
-    def __init__(self, rows: Sequence[dict], image_size: int):
+    def __init__(self, rows: Sequence[dict], image_size: int, normalization=(FACE_MEAN, FACE_STD)):
+        self.normalization = normalization
         self.rows, self.image_size = rows, image_size
 
     def __len__(self):
         return len(self.rows)
 
     def __getitem__(self, index):
-        encoded = encode_rows([self.rows[index]], self.image_size)
+        encoded = encode_rows([self.rows[index]], self.image_size, self.normalization)
         return {key: value[0] for key, value in encoded.items()}
 
 
@@ -208,7 +209,9 @@ class WindowDataset(torch.utils.data.Dataset):
     video is padded by repeating its last frame; padded positions get missing labels.
     """
 
-    def __init__(self, videos: dict[str, list[dict]], image_size: int, sequence_length: int, stride: int):
+    def __init__(self, videos: dict[str, list[dict]], image_size: int, sequence_length: int, stride: int,
+                 normalization=(FACE_MEAN, FACE_STD)):
+        self.normalization = normalization
 
         self.videos, self.image_size = videos, image_size
         self.windows = []
@@ -221,7 +224,7 @@ class WindowDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index):
         vid, frame_index, valid = self.windows[index]
-        encoded = encode_rows([self.videos[vid][i] for i in frame_index], self.image_size)
+        encoded = encode_rows([self.videos[vid][i] for i in frame_index], self.image_size, self.normalization)
         invalid = ~torch.tensor(valid)
         encoded["au_labels"][invalid] = MISSING_AU
         encoded["expr_labels"][invalid] = MISSING_EXPR

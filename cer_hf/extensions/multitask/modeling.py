@@ -33,7 +33,7 @@ from transformers.utils import ModelOutput
 from cer_hf.modeling.modeling_cer import ViTCompoundExpressionEncoder, ViTForCompoundExpressionPreTrainedModel
 from cer_hf.extensions.temporal import TEMPORAL_MODULES, apply_temporal, build_temporal_module
 
-from cer_hf.taxonomy import AFFWILD2_EXPR_LABELS as EXPRESSION_NAMES, AU_NAMES, MISSING_EXPR, MISSING_VA
+from cer_hf.taxonomy import AFFWILD2_EXPR_LABELS as EXPRESSION_NAMES, AU_NAMES, MISSING_VA
 from cer_hf.modeling.convert import ENCODER_FIELDS, load_mae_encoder, mae_encoder_fields, mae_encoder_state
 
 TASKS = ("au", "expr", "va")

@@ -16,6 +16,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from cer_hf.evaluation.metrics import load_abaw_metric
+from cer_hf.image_io import FACE_MEAN, FACE_STD
 from cer_hf.extensions.multitask.modeling import AU_LOSS_FORMS, ViTForMultiTaskExpression, class_weights
 from cer_hf.extensions.multitask.data import FrameDataset, au_targets, encode_rows, expression_index, va_targets, without_images
 
@@ -105,11 +106,12 @@ def fit(
 
 
 @torch.no_grad()
-def predict_frames(model, rows: Sequence[dict], image_size: int, batch_size: int = 128) -> dict[str, np.ndarray]:
+def predict_frames(model, rows: Sequence[dict], image_size: int, batch_size: int = 128,
+                   normalization=(FACE_MEAN, FACE_STD)) -> dict[str, np.ndarray]:
     """Per-frame predictions for independent frames: AU probabilities, expression probabilities, VA."""
     model = getattr(model, "module", model).eval()
     device = next(model.parameters()).device
-    loader = torch.utils.data.DataLoader(FrameDataset(rows, image_size), batch_size=batch_size)
+    loader = torch.utils.data.DataLoader(FrameDataset(rows, image_size, normalization), batch_size=batch_size)
     parts = {"au_probabilities": [], "expr_probabilities": [], "va": []}
     for batch in loader:
         out = model(batch["pixel_values"].to(device))
@@ -120,13 +122,14 @@ def predict_frames(model, rows: Sequence[dict], image_size: int, batch_size: int
 
 
 @torch.no_grad()
-def predict_videos(model, videos: dict[str, list[dict]], image_size: int, batch_size: int = 128) -> dict[str, np.ndarray]:
+def predict_videos(model, videos: dict[str, list[dict]], image_size: int, batch_size: int = 128,
+                   normalization=(FACE_MEAN, FACE_STD)) -> dict[str, np.ndarray]:
     """Frame-aligned predictions over whole videos (temporal windows averaged), concatenated in `videos` order."""
     model = getattr(model, "module", model).eval()
     device = next(model.parameters()).device
     parts = {"au_probabilities": [], "expr_probabilities": [], "va": []}
     for frames in videos.values():
-        pixels = encode_rows(frames, image_size)["pixel_values"].to(device)
+        pixels = encode_rows(frames, image_size, normalization)["pixel_values"].to(device)
         for key, value in model.predict_video(pixels, batch_size=batch_size).items():
             parts[key].append(value.cpu())
     return {key: torch.cat(value).numpy() for key, value in parts.items()}
