@@ -116,3 +116,27 @@ def test_a_plain_mae_converts_without_a_load_report(tiny_mae_dir, tmp_path, capf
     convert_mae_checkpoint(tiny_mae_dir, tmp_path / "cer")
     captured = capfd.readouterr()
     assert "LOAD REPORT" not in captured.out + captured.err and "UNEXPECTED" not in captured.out + captured.err
+
+
+def test_a_deeper_conv_stem_converts_exactly(tmp_path):
+    """Two 3x3 convolutions per stem stage (the first of stride 2) on both sides, one to one."""
+    from transformers import ViTMAEConfig
+
+    from cer_hf.modeling.mae import ViTMAEWithStemModel, build_mae_for_pretraining
+    from cer_hf.presets import mae_config
+
+    torch.manual_seed(0)
+    mae = build_mae_for_pretraining(mae_config("micro", image_size=32, patch_size=4, conv_stem_channels=[8, 16],
+                                               conv_stem_convs_per_stage=2))
+    strides = [m.stride[0] for m in mae.vit.embeddings.patch_embeddings.stem.convs if isinstance(m, torch.nn.Conv2d)]
+    assert strides == [2, 1, 2, 1]
+    mae.save_pretrained(tmp_path / "mae")
+    model = convert_mae_checkpoint(tmp_path / "mae", tmp_path / "cer").eval()
+    assert model.config.conv_stem_convs_per_stage == 2
+    config = ViTMAEConfig.from_pretrained(tmp_path / "mae")
+    config.mask_ratio = 0.0
+    encoder = ViTMAEWithStemModel.from_pretrained(tmp_path / "mae", config=config).eval()
+    pixels = torch.randn(2, 3, 32, 32)
+    noise = torch.arange(64, dtype=torch.float32).expand(2, -1)
+    with torch.no_grad():
+        assert torch.allclose(model(pixels).last_hidden_state, encoder(pixels, noise=noise).last_hidden_state, atol=1e-5)
