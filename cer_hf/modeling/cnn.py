@@ -16,7 +16,7 @@ from torch import nn
 from transformers import PreTrainedModel, ResNetConfig, ResNetModel
 
 from cer_hf.modeling.configuration_cer import ViTForCompoundExpressionConfig
-from cer_hf.modeling.modeling_cer import CompoundExpressionOutput, compound_matrix, multi_label_loss
+from cer_hf.modeling.modeling_cer import CompoundExpressionOutput, compound_expression_output
 
 # Small ResNets for small face images (basic blocks; widths double at each stage).
 CNN_PRESETS: dict[str, dict] = {
@@ -59,17 +59,7 @@ class CNNForCompoundExpression(PreTrainedModel):
                 ) -> CompoundExpressionOutput:
         features = self.backbone(pixel_values)
         pooled = features.pooler_output.flatten(1)
-        logits = self.head(pooled)
-        probabilities = torch.sigmoid(logits)
-        compound_scores = probabilities @ compound_matrix(self.config, probabilities.device, probabilities.dtype).T
-        return CompoundExpressionOutput(
-            loss=multi_label_loss(logits, labels) if labels is not None else None,
-            logits=logits,
-            probabilities=probabilities,
-            compound_scores=compound_scores,
-            pooled_output=pooled,
-            last_hidden_state=features.last_hidden_state,
-        )
+        return compound_expression_output(self.config, self.head(pooled), labels, pooled, features.last_hidden_state)
 
 
 def cnn_compound_config(preset: str, compound_fields: dict, *, image_size: int, head_dropout: float = 0.0

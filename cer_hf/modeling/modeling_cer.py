@@ -79,6 +79,21 @@ def multi_label_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
 
 
+def compound_expression_output(config, logits, labels, pooled_output, last_hidden_state) -> CompoundExpressionOutput:
+    """The output of a compound-expression model from its basic logits: sigmoid probabilities, compound scores
+    (summed constituent probabilities) and, given labels, the multi-label BCE loss."""
+    probabilities = torch.sigmoid(logits)
+    compound_scores = probabilities @ compound_matrix(config, probabilities.device, probabilities.dtype).T
+    return CompoundExpressionOutput(
+        loss=multi_label_loss(logits, labels) if labels is not None else None,
+        logits=logits,
+        probabilities=probabilities,
+        compound_scores=compound_scores,
+        pooled_output=pooled_output,
+        last_hidden_state=last_hidden_state,
+    )
+
+
 class ViTCompoundExpressionConvStem(nn.Module):
     """A convolutional stem (Xiao et al., NeurIPS 2021, "Early convolutions help transformers see better").
 
@@ -292,17 +307,7 @@ class ViTForCompoundExpression(ViTForCompoundExpressionPreTrainedModel):
     ) -> CompoundExpressionOutput:
         last_hidden_state = self.vit(pixel_values)
         pooled = self.pool(last_hidden_state)
-        logits = self.head(pooled)
-        probabilities = torch.sigmoid(logits)
-        compound_scores = probabilities @ self.compound_matrix(probabilities.device, probabilities.dtype).T
-        return CompoundExpressionOutput(
-            loss=multi_label_loss(logits, labels) if labels is not None else None,
-            logits=logits,
-            probabilities=probabilities,
-            compound_scores=compound_scores,
-            pooled_output=pooled,
-            last_hidden_state=last_hidden_state,
-        )
+        return compound_expression_output(self.config, self.head(pooled), labels, pooled, last_hidden_state)
 
     def predict_compounds(self, pixel_values: torch.Tensor) -> list[str]:
         """The predicted compound name for each image: argmax of the summed constituent probabilities."""
