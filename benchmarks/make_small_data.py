@@ -12,7 +12,7 @@ the test set is subject-independent. Different --seed values give different draw
 everything, people included.
 
 Usage:
-    PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/make_small_data.py --out /work/data/smalldata_s0 --seed 0
+    PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/make_small_data.py --out data/smalldata_s0 --seed 0
     # only the figure: three test-pool people, 7 basics and 7 compounds each, shown 2x
     PYTHONPATH=. python benchmarks/make_small_data.py --contact-sheet docs/synthetic_faces_realistic.png
 """

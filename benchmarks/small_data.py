@@ -10,7 +10,7 @@ benchmarks/make_small_data.py, held-out identities in compound/test) it runs
 exactly as a user would, and prints one row per run: wall time of each stage and the compound macro F1
 that the curriculum prints in its `[result]` line.
 
-    python benchmarks/small_data.py /data/smalldata_s0 /data/smalldata_s1 --out runs/small_data
+    python benchmarks/small_data.py data/smalldata_s0 data/smalldata_s1 --out runs/small_data
 """
 
 from __future__ import annotations

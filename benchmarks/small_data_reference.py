@@ -15,7 +15,7 @@ whose two constituents have the largest summed probability. Metric: macro F1 ove
 compound classes of OUT/compound/test.
 
 Usage:
-    OMP_NUM_THREADS=1 python benchmarks/small_data_reference.py /work/data/smalldata_s0
+    OMP_NUM_THREADS=1 python benchmarks/small_data_reference.py data/smalldata_s0
 """
 
 from __future__ import annotations
