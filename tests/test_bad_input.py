@@ -5,7 +5,6 @@ from __future__ import annotations
 import warnings
 
 import pytest
-import torch
 from PIL import Image
 
 from bad_images import write_png_bomb
@@ -17,22 +16,6 @@ from cer_hf.image_io import BadImageError, load_rgb_image
 def bomb(tmp_path_factory):
     """A ~48 KB PNG of 20000 x 20000 pixels (over twice PIL's MAX_IMAGE_PIXELS: PIL raises)."""
     return write_png_bomb(tmp_path_factory.mktemp("bomb") / "bomb.png")
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
-
-    from cer_hf.modeling.convert import compound_config
-    from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
-
-    torch.manual_seed(0)
-    config = compound_config("abaw7", image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
-                             num_attention_heads=4, intermediate_size=64)
-    path = tmp_path_factory.mktemp("tiny-cer")
-    ViTForCompoundExpression(config).save_pretrained(path)
-    ViTImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(path)
-    return path
 
 
 def test_the_bomb_is_small_on_disk_and_escapes_pil_as_a_non_oserror(bomb):

@@ -39,23 +39,6 @@ def videos():
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory):
-    """A saved random 32-px, hidden-32 ViTForCompoundExpression (ABAW7) with its image processor."""
-    from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
-
-    from cer_hf.modeling.convert import compound_config
-    from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
-
-    torch.manual_seed(0)
-    config = compound_config("abaw7", image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
-                             num_attention_heads=4, intermediate_size=64)
-    path = tmp_path_factory.mktemp("tiny-cer")
-    ViTForCompoundExpression(config).save_pretrained(path)
-    ViTImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="session")
 def predictor(tiny_model_dir):
     from cer_hf.inference.predictor import CompoundExpressionPredictor
 
