@@ -58,7 +58,9 @@ class ModelArguments:
     patch_size: int = 16
     conv_stem_channels: list[int] = field(
         default_factory=list, metadata={"help": "widths of a convolutional stem (stride-2 3x3 convs); empty: patchify"})
-    conv_stem_convs_per_stage: int = field(default=1, metadata={"help": "3x3 convs per stem stage (first of stride 2)"})
+    conv_stem_convs_per_stage: int = field(default=1, metadata={"help": "3x3 convs per stem stage"})
+    conv_stem_style: str = field(default="strided", metadata={
+        "help": "strided (stride-2 conv opens each stage) or pooled (full-resolution first stage, max-pool between)"})
     mask_ratio: float = field(default=0.75, metadata={"help": "share of patches masked, in (0, 1)"})
     norm_pix_loss: bool = True
     decoder_preset: str | None = field(default=None, metadata={
@@ -187,6 +189,7 @@ def main(argv=None):
                 mask_ratio=model_args.mask_ratio, norm_pix_loss=model_args.norm_pix_loss,
                 decoder=model_args.decoder_preset, conv_stem_channels=list(model_args.conv_stem_channels),
                 conv_stem_convs_per_stage=model_args.conv_stem_convs_per_stage,
+                conv_stem_style=model_args.conv_stem_style,
                 **decoder_overrides(model_args),
             )
         except ValueError as error:

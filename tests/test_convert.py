@@ -140,3 +140,48 @@ def test_a_deeper_conv_stem_converts_exactly(tmp_path):
     noise = torch.arange(64, dtype=torch.float32).expand(2, -1)
     with torch.no_grad():
         assert torch.allclose(model(pixels).last_hidden_state, encoder(pixels, noise=noise).last_hidden_state, atol=1e-5)
+
+
+def test_a_pooled_conv_stem_converts_exactly(tmp_path):
+    """The VGG-layout stem (full-resolution first stage, max-pool between stages) converts one to one."""
+    from transformers import ViTMAEConfig
+
+    from cer_hf.modeling.mae import ViTMAEWithStemModel, build_mae_for_pretraining
+    from cer_hf.presets import mae_config
+
+    torch.manual_seed(0)
+    mae = build_mae_for_pretraining(mae_config("micro", image_size=32, patch_size=8, conv_stem_channels=[4, 8, 16],
+                                               conv_stem_style="pooled"))
+    stem = mae.vit.embeddings.patch_embeddings
+    assert [type(m).__name__ for m in stem.stem.convs][:5] == ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d", "Conv2d"]
+    assert stem.projection.stride == (2, 2)  # 8-pixel patches = two 2x2 pools, then a stride-2 projection
+    mae.save_pretrained(tmp_path / "mae")
+    model = convert_mae_checkpoint(tmp_path / "mae", tmp_path / "cer").eval()
+    assert model.config.conv_stem_style == "pooled"
+    config = ViTMAEConfig.from_pretrained(tmp_path / "mae")
+    config.mask_ratio = 0.0
+    encoder = ViTMAEWithStemModel.from_pretrained(tmp_path / "mae", config=config).eval()
+    pixels = torch.randn(2, 3, 32, 32)
+    noise = torch.arange(16, dtype=torch.float32).expand(2, -1)
+    with torch.no_grad():
+        assert torch.allclose(model(pixels).last_hidden_state, encoder(pixels, noise=noise).last_hidden_state, atol=1e-5)
+
+
+def test_the_stem_of_an_mae_never_sees_masked_pixels():
+    """Changing only the pixels of masked patches leaves every encoder output unchanged; changing a
+    visible patch does not (so a stem that leaked masked pixels, or masked everything, would fail)."""
+    from cer_hf.modeling.mae import build_mae_for_pretraining, visible_pixels
+    from cer_hf.presets import mae_config
+
+    torch.manual_seed(0)
+    config = mae_config("micro", image_size=32, patch_size=8, conv_stem_channels=[4, 8, 16], conv_stem_style="pooled")
+    encoder = build_mae_for_pretraining(config).vit.eval()
+    pixels, noise = torch.randn(2, 3, 32, 32), torch.rand(2, 16)
+    visible = visible_pixels(noise, config.mask_ratio, 8)
+    assert visible.sum().item() == 2 * 4 * 64  # 4 of 16 patches stay visible per image at 75 % masking
+    with torch.no_grad():
+        reference = encoder(pixels, noise=noise).last_hidden_state
+        masked_changed = encoder(pixels + (1 - visible) * 5 * torch.randn_like(pixels), noise=noise).last_hidden_state
+        visible_changed = encoder(pixels + visible * torch.randn_like(pixels), noise=noise).last_hidden_state
+    assert torch.equal(reference, masked_changed)
+    assert (reference - visible_changed).abs().max() > 1e-2

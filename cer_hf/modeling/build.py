@@ -36,7 +36,9 @@ class ModelArguments:
     patch_size: int = field(default=16, metadata={"help": "patch size of a fresh model"})
     conv_stem_channels: list[int] = field(default_factory=list, metadata={
         "help": "a fresh ViT's convolutional stem widths (stride-2 3x3 convs before the patch projection)"})
-    conv_stem_convs_per_stage: int = field(default=1, metadata={"help": "3x3 convs per stem stage (first of stride 2)"})
+    conv_stem_convs_per_stage: int = field(default=1, metadata={"help": "3x3 convs per stem stage"})
+    conv_stem_style: str = field(default="strided", metadata={
+        "help": "strided (stride-2 conv opens each stage) or pooled (full-resolution first stage, max-pool between)"})
     compound_set: str = field(default="abaw7", metadata={"help": "compound classes: abaw7 or rafdb"})
     pooling: str = field(default="mean", metadata={"help": "mean (MAE fine-tuning) or cls"})
     head_hidden_sizes: list[int] = field(default_factory=list, metadata={"help": "MLP head widths"})
@@ -93,6 +95,7 @@ def build_model(model_args: ModelArguments) -> tuple[ViTForCompoundExpression, V
     config = compound_config(model_args.compound_set, image_size=size, patch_size=model_args.patch_size,
                              conv_stem_channels=list(model_args.conv_stem_channels),
                              conv_stem_convs_per_stage=model_args.conv_stem_convs_per_stage,
+                             conv_stem_style=model_args.conv_stem_style,
                              **encoder_preset(model_args.model_preset), **head)
     model = ViTForCompoundExpression(config)
     processor = ViTImageProcessorPil(size={"height": size, "width": size}, image_mean=list(FACE_MEAN), image_std=list(FACE_STD))

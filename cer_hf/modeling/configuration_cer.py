@@ -33,7 +33,9 @@ class ViTForCompoundExpressionConfig(PretrainedConfig):
         drop_path_rate: stochastic depth, rising linearly to this rate over the layers.
         conv_stem_channels: widths of an optional convolutional stem (stride-2 3x3 convolutions before the
             patch projection; e.g. [32, 64, 128] with patch_size 8). Empty: ViT's plain patchify.
-        conv_stem_convs_per_stage: 3x3 convolutions per stem stage (the first of stride 2).
+        conv_stem_convs_per_stage: 3x3 convolutions per stem stage.
+        conv_stem_style: "strided" (each stage opens with a stride-2 convolution) or "pooled" (a
+            full-resolution first stage, then a 2x2 max-pool before each later stage).
         compound_set: name of the compound set (e.g. "abaw7"), stored for reference.
     """
 
@@ -62,6 +64,7 @@ class ViTForCompoundExpressionConfig(PretrainedConfig):
         drop_path_rate=0.0,
         conv_stem_channels=(),
         conv_stem_convs_per_stage=1,
+        conv_stem_style="strided",
         basic_labels=None,
         compound_set="abaw7",
         compound_names=None,
@@ -89,6 +92,7 @@ class ViTForCompoundExpressionConfig(PretrainedConfig):
         self.drop_path_rate = drop_path_rate
         self.conv_stem_channels = list(conv_stem_channels or [])
         self.conv_stem_convs_per_stage = conv_stem_convs_per_stage
+        self.conv_stem_style = conv_stem_style
 
         self.basic_labels = list(basic_labels) if basic_labels is not None else list(SIX_BASICS)
         if compound_names is None:

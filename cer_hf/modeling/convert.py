@@ -72,7 +72,8 @@ def mae_encoder_fields(mae_config: ViTMAEConfig, image_size: int | None = None) 
         raise ValueError(f"--image-size {image_size} is not a multiple of the patch size {mae_config.patch_size}")
     fields = {field: getattr(mae_config, field) for field in ENCODER_FIELDS}
     return {"image_size": image_size, **fields, "conv_stem_channels": conv_stem_channels(mae_config),
-            "conv_stem_convs_per_stage": getattr(mae_config, "conv_stem_convs_per_stage", 1)}
+            "conv_stem_convs_per_stage": getattr(mae_config, "conv_stem_convs_per_stage", 1),
+            "conv_stem_style": getattr(mae_config, "conv_stem_style", "strided")}
 
 
 def mae_encoder_state(mae: ViTMAEModel, image_size: int) -> dict[str, torch.Tensor]:

@@ -11,9 +11,10 @@ names, and conversion copies it one to one.
     model.save_pretrained(out)                          # config.json keeps conv_stem_channels
     model = load_mae_for_pretraining(out)               # rebuilt with the stem, weights loaded
 
-The stem runs over the whole image before masking, so a visible patch's features see a few
-pixels of its masked neighbours (receptive field 2^k + 1 pixels wider than the patch): a small
-leak that makes the reconstruction slightly easier, accepted for the inductive bias it buys.
+A convolution would let a visible patch see its masked neighbours (the "pooled" stem's receptive field
+spans much of a small face), turning reconstruction into copying. So the pixels of masked patches are
+set to zero (the normalised mean colour) before the stem runs, as in sparse-convolution MAEs
+(SparK, ConvMAE): the encoder sees exactly what plain MAE's encoder sees.
 Without `conv_stem_channels` everything here is plain `ViTMAEForPreTraining`.
 """
 
@@ -25,7 +26,7 @@ import torch
 from safetensors import safe_open
 from transformers import ViTMAEConfig, ViTMAEForPreTraining, ViTMAEModel
 from transformers.conversion_mapping import get_checkpoint_conversion_mapping, register_checkpoint_conversion_mapping
-from transformers.models.vit_mae.modeling_vit_mae import ViTMAEPatchEmbeddings
+from transformers.models.vit_mae.modeling_vit_mae import ViTMAEEmbeddings, ViTMAEPatchEmbeddings
 
 from cer_hf.modeling.modeling_cer import ViTCompoundExpressionConvStem, stem_projection_stride
 
@@ -36,13 +37,39 @@ class ViTMAEConvStemPatchEmbeddings(ViTMAEPatchEmbeddings):
     def __init__(self, config: ViTMAEConfig):
         super().__init__(config)
         channels = list(config.conv_stem_channels)
-        stride = stem_projection_stride(config.patch_size, channels)
+        style = getattr(config, "conv_stem_style", "strided")
+        stride = stem_projection_stride(config.patch_size, channels, style)
         self.stem = ViTCompoundExpressionConvStem(config.num_channels, channels,
-                                                  getattr(config, "conv_stem_convs_per_stage", 1))
+                                                  getattr(config, "conv_stem_convs_per_stage", 1), style)
         self.projection = torch.nn.Conv2d(channels[-1], config.hidden_size, kernel_size=stride, stride=stride)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return self.projection(self.stem(pixel_values)).flatten(2).transpose(1, 2)
+
+
+def visible_pixels(noise: torch.Tensor, mask_ratio: float, patch_size: int) -> torch.Tensor:
+    """`(batch, 1, H, W)` 1 where a pixel's patch stays visible under ViTMAE's `random_masking` with this noise."""
+    batch, length = noise.shape
+    keep = torch.argsort(noise, dim=1)[:, : int(length * (1 - mask_ratio))]
+    visible = torch.zeros_like(noise).scatter_(1, keep, 1.0)
+    grid = int(length**0.5)
+    visible = visible.view(batch, 1, grid, grid)
+    return visible.repeat_interleave(patch_size, dim=2).repeat_interleave(patch_size, dim=3)
+
+
+class ViTMAEConvStemEmbeddings(ViTMAEEmbeddings):
+    """ViTMAE's embeddings with the conv stem; masked patches are blanked before the stem sees them."""
+
+    def __init__(self, config: ViTMAEConfig):
+        super().__init__(config)
+        self.patch_embeddings = ViTMAEConvStemPatchEmbeddings(config)
+
+    def forward(self, pixel_values: torch.Tensor, noise: torch.Tensor | None = None,
+                interpolate_pos_encoding: bool = False):
+        if noise is None:  # the draw ViTMAE's random_masking would make, made here so the mask is known
+            noise = torch.rand(pixel_values.shape[0], self.patch_embeddings.num_patches, device=pixel_values.device)
+        visible = visible_pixels(noise, self.config.mask_ratio, self.config.patch_size)
+        return super().forward(pixel_values * visible.to(pixel_values.dtype), noise, interpolate_pos_encoding)
 
 
 def conv_stem_channels(config) -> list[int]:
@@ -59,7 +86,7 @@ class ViTMAEWithStemForPreTraining(ViTMAEForPreTraining):
     def __init__(self, config: ViTMAEConfig):
         super().__init__(config)
         if conv_stem_channels(config):
-            self.vit.embeddings.patch_embeddings = ViTMAEConvStemPatchEmbeddings(config)
+            self.vit.embeddings = ViTMAEConvStemEmbeddings(config)
             self.post_init()
 
 
@@ -74,7 +101,7 @@ class ViTMAEWithStemModel(ViTMAEModel):
     def __init__(self, config: ViTMAEConfig):
         super().__init__(config)
         if conv_stem_channels(config):
-            self.embeddings.patch_embeddings = ViTMAEConvStemPatchEmbeddings(config)
+            self.embeddings = ViTMAEConvStemEmbeddings(config)
             self.post_init()
 
 

@@ -94,22 +94,36 @@ def compound_expression_output(config, logits, labels, pooled_output, last_hidde
     )
 
 
+CONV_STEM_STYLES = ("strided", "pooled")
+
+
 class ViTCompoundExpressionConvStem(nn.Module):
     """A convolutional stem (Xiao et al., NeurIPS 2021, "Early convolutions help transformers see better").
 
-    `len(channels)` stages of 3x3 convolutions, each followed by BatchNorm and ReLU; a stage opens with a
-    stride-2 convolution and adds `convs_per_stage - 1` stride-1 ones at its width. Optional: with
-    `conv_stem_channels` empty the model patchifies with one strided convolution, as ViT and MAE do.
-    The stem gives the encoder the local, translation-equivariant features a small CNN learns from few
-    faces; the MAE encoder uses the same module (`cer_hf.modeling.mae`), so conversion stays exact.
+    `len(channels)` stages of 3x3 convolutions, each followed by BatchNorm and ReLU, `convs_per_stage`
+    per stage. Two layouts:
+
+    - "strided": every stage opens with a stride-2 convolution (Xiao et al.); `len(channels)` halvings.
+    - "pooled": the first stage runs at full resolution and every later stage opens with a 2x2 max-pool
+      (VGG's layout); `len(channels) - 1` halvings. Subtle expressions live in a few pixels of brow and
+      lip, and only this layout, with its full-resolution first stage and a receptive field that spans
+      a face region, lets the encoder learn them from a few thousand faces (docs/curriculum.md, "Small data").
+
+    Optional: with `conv_stem_channels` empty the model patchifies with one strided convolution, as ViT
+    and MAE do. The MAE encoder uses the same module (`cer_hf.modeling.mae`), so conversion stays exact.
     """
 
-    def __init__(self, in_channels: int, channels, convs_per_stage: int = 1):
+    def __init__(self, in_channels: int, channels, convs_per_stage: int = 1, style: str = "strided"):
         super().__init__()
+        if style not in CONV_STEM_STYLES:
+            raise ValueError(f"conv_stem_style {style!r}: choose one of {', '.join(CONV_STEM_STYLES)}")
         layers = []
-        for width in channels:
-            for index in range(convs_per_stage):  # the first convolution of a stage halves the resolution
-                layers += [nn.Conv2d(in_channels, width, 3, stride=2 if index == 0 else 1, padding=1, bias=False),
+        for stage, width in enumerate(channels):
+            if style == "pooled" and stage > 0:
+                layers.append(nn.MaxPool2d(2))
+            for index in range(convs_per_stage):
+                stride = 2 if style == "strided" and index == 0 else 1
+                layers += [nn.Conv2d(in_channels, width, 3, stride=stride, padding=1, bias=False),
                            nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
                 in_channels = width
         self.convs = nn.Sequential(*layers)
@@ -118,12 +132,19 @@ class ViTCompoundExpressionConvStem(nn.Module):
         return self.convs(pixel_values)
 
 
-def stem_projection_stride(patch_size: int, conv_stem_channels) -> int:
-    """The stride of the patch projection after a stem of `len(conv_stem_channels)` stride-2 convolutions."""
-    reduction = 2 ** len(conv_stem_channels)
+def conv_stem_reduction(conv_stem_channels, style: str = "strided") -> int:
+    """How much a stem of this layout shrinks the image (1 without a stem)."""
+    if not conv_stem_channels:
+        return 1
+    return 2 ** (len(conv_stem_channels) - (style == "pooled"))
+
+
+def stem_projection_stride(patch_size: int, conv_stem_channels, style: str = "strided") -> int:
+    """The stride of the patch projection after the stem, so that each token still covers `patch_size` pixels."""
+    reduction = conv_stem_reduction(conv_stem_channels, style)
     if patch_size % reduction:
-        raise ValueError(f"patch_size {patch_size} is not a multiple of the conv stem's stride {reduction} "
-                         f"({len(conv_stem_channels)} stride-2 convolutions)")
+        raise ValueError(f"patch_size {patch_size} is not a multiple of the conv stem's reduction {reduction} "
+                         f"({len(conv_stem_channels)} {style} stages)")
     return patch_size // reduction
 
 
@@ -134,9 +155,10 @@ class ViTCompoundExpressionPatchEmbeddings(nn.Module):
     def __init__(self, config):
         super().__init__()
         channels = list(getattr(config, "conv_stem_channels", None) or [])
-        stride = stem_projection_stride(config.patch_size, channels)
+        style = getattr(config, "conv_stem_style", "strided")
+        stride = stem_projection_stride(config.patch_size, channels, style)
         depth = getattr(config, "conv_stem_convs_per_stage", 1)
-        self.stem = ViTCompoundExpressionConvStem(config.num_channels, channels, depth) if channels else None
+        self.stem = ViTCompoundExpressionConvStem(config.num_channels, channels, depth, style) if channels else None
         self.projection = nn.Conv2d(
             channels[-1] if channels else config.num_channels, config.hidden_size, kernel_size=stride, stride=stride
         )
