@@ -11,7 +11,7 @@ from PIL import Image
 
 from cer_hf.image_io import load_rgb_image
 from cer_hf.inference import video
-from cer_hf.inference.faces import crop_face, make_detector, select_face
+from cer_hf.inference.faces import face_or_whole_image, make_detector
 from cer_hf.inference.predictor import CompoundExpressionPredictor, set_cpu_threads
 from cer_hf.inference.smoothing import SMOOTHING_METHODS
 
@@ -145,10 +145,9 @@ def _predict_images(predictor, images, detector, options, output, failures) -> N
             failures.append(str(error))
             print(f"cer-hf predict: error: {error}", file=sys.stderr)
             continue
-        face = select_face(detector.detect(image), image.shape, options["face_selection"])
-        crop = crop_face(image, face, options["margin"]) if face else image
+        crop, face = face_or_whole_image(image, detector, options["face_selection"], options["margin"])
         frames.append((path, face))
-        crops.append(Image.fromarray(np.ascontiguousarray(crop)))
+        crops.append(Image.fromarray(crop))
     if not frames:
         return
     probabilities, compound_scores = predictor.scores(crops)
