@@ -1,0 +1,149 @@
+"""`cer-hf app`: the Gradio demo served on localhost and driven over HTTP with gradio_client, and the
+package without gradio.
+
+The served app gets a stub face detector (a fixed box in 64-px-wide images, none otherwise), so the
+expected scores are computed here independently: the predictor on a crop cut by hand.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import os
+import socket
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cer_hf.inference.faces import Face, crop_box
+from cer_hf.inference.predictor import CompoundExpressionPredictor
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # read when gradio is imported
+BOX = Face(8, 4, 24, 24)
+CROP = (3, 0, 37, 33)  # BOX with a 0.2 margin: side 24 * 1.4 = 33.6 around (20, 16), clipped at the top
+
+
+class StubDetector:
+    """One face at BOX in 64-px-wide frames, no face in any other."""
+
+    def detect(self, frame):
+        return [BOX] if frame.shape[1] == 64 else []
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def write_image(path: Path, shape: tuple[int, int], seed: int) -> Path:
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (*shape, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def confidences(label: dict) -> dict[str, float]:
+    return {entry["label"]: entry["confidence"] for entry in label["confidences"]}
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_model_dir):
+    return CompoundExpressionPredictor.from_pretrained(str(tiny_model_dir), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def client(predictor, tmp_path_factory):
+    """The app for the tiny model on a free localhost port, and a gradio_client connected to it."""
+    pytest.importorskip("gradio")
+    gradio_client = pytest.importorskip("gradio_client")
+    from cer_hf.inference.app import build_app
+
+    demo = build_app(predictor, StubDetector(), smoothing="gaussian", delta=2)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True)
+    try:
+        yield gradio_client.Client(demo.local_url, verbose=False,
+                                   download_files=str(tmp_path_factory.mktemp("downloads")))
+    finally:
+        demo.close()
+
+
+def test_image_scores_over_http_equal_the_predictor_on_the_face_crop(client, predictor, tmp_path):
+    from gradio_client import handle_file
+
+    assert crop_box(BOX, (48, 64), margin=0.2) == CROP
+    path = write_image(tmp_path / "face.png", (48, 64), seed=1)
+    expected = predictor.predict([Image.open(path).crop(CROP)])[0]
+    whole = predictor.predict([Image.open(path)])[0]
+    assert expected.compound_scores != pytest.approx(whole.compound_scores)  # the crop matters
+
+    table, basics, crop, note = client.predict(handle_file(path), api_name="/predict_image")
+    scores = {row[0]: row[1] for row in table["data"]}
+    assert table["columns"] == ["compound", "score"] and list(scores) == list(expected.compound_scores)
+    assert scores == pytest.approx(expected.compound_scores, rel=1e-6)
+    assert confidences(basics) == pytest.approx(expected.basic_probabilities, rel=1e-6)
+    assert basics["label"] == max(expected.basic_probabilities, key=expected.basic_probabilities.get)
+    assert Image.open(crop).size == (CROP[2] - CROP[0], CROP[3] - CROP[1])
+    assert note == f"{expected.compound}; face at x=8, y=4, 24×24 px (of 64×48)"
+
+
+def test_an_image_without_a_face_is_scored_whole(client, predictor, tmp_path):
+    from gradio_client import handle_file
+
+    path = write_image(tmp_path / "noface.png", (40, 40), seed=2)
+    expected = predictor.predict([Image.open(path)])[0]
+    table, basics, _crop, note = client.predict(handle_file(path), api_name="/predict_image")
+    assert {row[0]: row[1] for row in table["data"]} == pytest.approx(expected.compound_scores, rel=1e-6)
+    assert confidences(basics) == pytest.approx(expected.basic_probabilities, rel=1e-6)
+    assert note == f"{expected.compound}; no face found: the whole image was scored"
+
+
+def test_video_over_http_gives_the_pipeline_csv_summary_and_timeline(client, predictor, tmp_path):
+    av = pytest.importorskip("av")
+    pytest.importorskip("matplotlib")
+    from gradio_client import handle_file
+
+    from cer_hf.inference import video
+
+    path = tmp_path / "clip.mp4"
+    frames = np.random.default_rng(3).integers(0, 256, (9, 48, 64, 3), dtype=np.uint8)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    expected = video.predict_video(predictor, path, detector=StubDetector(), smoothing="gaussian", delta=2)
+    expected_csv = video.write_frames_csv(expected, tmp_path / "expected.csv").read_text()
+
+    timeline, shares, summary, frames_csv = client.predict(handle_file(path), api_name="/predict_video")
+    assert Path(frames_csv).read_text() == expected_csv
+    with open(frames_csv) as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 9 and {row["face_found"] for row in rows} == {"1"}
+    assert summary["label_distribution"] == expected.summary()["label_distribution"]
+    assert summary["smoothing"] == {"method": "gaussian", "delta": 2, "sigma": 1.0}
+    counts = expected.summary()["label_distribution"]
+    assert confidences(shares) == pytest.approx({name: n / 9 for name, n in counts.items()})
+    assert Image.open(timeline).size == (1200, 400)  # video.plot_timeline's 12 x 4 inches at 100 dpi
+
+
+def test_without_gradio_the_package_imports_and_the_command_names_the_extra(tiny_model_dir, monkeypatch, capsys):
+    from test_layout import PACKAGE, package_modules
+
+    top_level = []  # gradio may only be imported inside a function (when an app is built)
+    for name, path in package_modules(PACKAGE).items():
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [alias.name for alias in node.names] + [getattr(node, "module", None) or ""]
+                top_level += [f"{name}: {n}" for n in names if n.split(".")[0] in ("gradio", "gradio_client")]
+    assert top_level == []
+
+    from cer_hf.cli import main
+
+    monkeypatch.setitem(sys.modules, "gradio", None)  # `import gradio` now raises ImportError
+    assert main(["app", str(tiny_model_dir), "--faces-cropped"]) == 2
+    assert "cer-hf app: error: the app needs gradio: pip install 'cer_hf[app]'" in capsys.readouterr().err
