@@ -1,5 +1,5 @@
-"""`cer-hf app`: the Gradio demo served on localhost and driven over HTTP with gradio_client, and the
-package without gradio.
+"""`cer-hf app`: the Gradio demo served on localhost and driven over HTTP with gradio_client, the Hub
+Space folder that `--write-space` writes, and the package without gradio.
 
 The served app gets a stub face detector (a fixed box in 64-px-wide images, none otherwise), so the
 expected scores are computed here independently: the predictor on a crop cut by hand.
@@ -8,20 +8,24 @@ expected scores are computed here independently: the predictor on a crop cut by 
 from __future__ import annotations
 
 import ast
+import configparser
 import csv
 import os
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from cer_hf.inference.faces import Face, crop_box
 from cer_hf.inference.predictor import CompoundExpressionPredictor
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # read when gradio is imported
+REPO_ROOT = Path(__file__).resolve().parents[1]
 BOX = Face(8, 4, 24, 24)
 CROP = (3, 0, 37, 33)  # BOX with a 0.2 margin: side 24 * 1.4 = 33.6 around (20, 16), clipped at the top
 
@@ -129,6 +133,58 @@ def test_video_over_http_gives_the_pipeline_csv_summary_and_timeline(client, pre
     counts = expected.summary()["label_distribution"]
     assert confidences(shares) == pytest.approx({name: n / 9 for name, n in counts.items()})
     assert Image.open(timeline).size == (1200, 400)  # video.plot_timeline's 12 x 4 inches at 100 dpi
+
+
+def test_space_folder_is_complete(tiny_model_dir, tmp_path, capsys):
+    from cer_hf.cli import main
+    from cer_hf.hub.space import SPACE_GRADIO_VERSION
+
+    space = tmp_path / "space"
+    assert main(["app", "tester/cer-demo", "--write-space", str(space), "--delta", "4", "--margin", "0.3"]) == 0
+    assert "hf upload SPACE_ID" in capsys.readouterr().out
+    assert sorted(p.name for p in space.iterdir()) == ["README.md", "app.py", "cer_hf", "requirements.txt"]
+    front_matter = yaml.safe_load((space / "README.md").read_text().split("---\n")[1])
+    assert front_matter["sdk"] == "gradio" and front_matter["app_file"] == "app.py"
+    assert front_matter["models"] == ["tester/cer-demo"]
+    # the Space's gradio is the version tested, the app extra's lower bound
+    setup = configparser.ConfigParser()
+    setup.read(REPO_ROOT / "setup.cfg")
+    assert f"gradio>={SPACE_GRADIO_VERSION.removesuffix('.0')}" in setup["options.extras_require"]["app"].split()
+    assert front_matter["sdk_version"] == SPACE_GRADIO_VERSION
+    requirements = (space / "requirements.txt").read_text().splitlines()
+    assert {"torch>=2.4", "transformers>=5.0", "av>=12", "opencv-python-headless<5,>=4.8", "matplotlib>=3.8"} <= set(requirements)
+    assert not any(line.startswith(("gradio", "pytest", "onnx")) for line in requirements)
+    assert (space / "cer_hf" / "inference" / "app.py").read_text() == (REPO_ROOT / "cer_hf/inference/app.py").read_text()
+    assert (space / "cer_hf" / "evaluation" / "metrics" / "compound_f1" / "compound_f1.py").is_file()
+    assert not list(space.rglob("__pycache__"))
+
+
+@pytest.mark.slow
+def test_space_app_runs_on_its_copy_of_the_package(tiny_model_dir, tmp_path):
+    """Import the written app.py as a Space would run it: from its folder, cer_hf not on the path."""
+    pytest.importorskip("gradio")
+    pytest.importorskip("cv2")
+    from cer_hf.cli import main
+
+    space = tmp_path / "space"
+    assert main(["app", "tester/cer-demo", "--write-space", str(space), "--delta", "4", "--margin", "0.3"]) == 0
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(CER_MODEL=str(tiny_model_dir), OMP_NUM_THREADS="1", GRADIO_ANALYTICS_ENABLED="False")
+    check = ("import app, cer_hf; print(cer_hf.__file__); print(type(app.demo).__name__, app.OPTIONS['delta'], "
+             "app.OPTIONS['margin'], type(app.detector).__name__, len(app.predictor.model.config.compound_names))")
+    result = subprocess.run([sys.executable, "-c", check], cwd=space, env=env, capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    package, line = result.stdout.strip().splitlines()[-2:]
+    assert Path(package).resolve() == (space / "cer_hf" / "__init__.py").resolve()  # the copy, not this checkout
+    assert line == "Blocks 4 0.3 HaarFaceDetector 7"
+
+
+def test_space_needs_a_hub_model(tiny_model_dir, tmp_path):
+    from cer_hf.hub.space import write_space
+
+    with pytest.raises(ValueError, match="push the checkpoint"):
+        write_space(str(tiny_model_dir), tmp_path / "space")
 
 
 def test_without_gradio_the_package_imports_and_the_command_names_the_extra(tiny_model_dir, monkeypatch, capsys):
