@@ -103,6 +103,18 @@ def test_an_image_without_a_face_is_scored_whole(client, predictor, tmp_path):
     assert note == f"{expected.compound}; no face found: the whole image was scored"
 
 
+def test_with_faces_cropped_the_whole_image_is_the_face(predictor, tmp_path):
+    from cer_hf.inference.app import predict_image
+    from cer_hf.inference.faces import make_detector
+
+    image = np.asarray(Image.open(write_image(tmp_path / "crop.png", (40, 40), seed=4)))
+    scores, probabilities, crop, note = predict_image(predictor, make_detector("none"), image)
+    expected = predictor.predict([Image.fromarray(image)])[0]
+    assert scores == pytest.approx(expected.compound_scores, rel=1e-6) and np.array_equal(crop, image)
+    assert probabilities == pytest.approx(expected.basic_probabilities, rel=1e-6)
+    assert note == f"{expected.compound}; the whole image is the face (faces cropped)"
+
+
 def test_video_over_http_gives_the_pipeline_csv_summary_and_timeline(client, predictor, tmp_path):
     av = pytest.importorskip("av")
     pytest.importorskip("matplotlib")

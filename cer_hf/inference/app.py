@@ -53,6 +53,8 @@ def predict_image(
     prediction = predictor.predict([Image.fromarray(crop)])[0]
     if face is None:
         note = "no face found: the whole image was scored"
+    elif (face.x, face.y, face.width, face.height) == (0, 0, image.shape[1], image.shape[0]):
+        note = "the whole image is the face (faces cropped)"
     else:
         note = f"face at x={face.x}, y={face.y}, {face.width}×{face.height} px (of {image.shape[1]}×{image.shape[0]})"
     return prediction.compound_scores, prediction.basic_probabilities, crop, f"{prediction.compound}; {note}"
