@@ -11,6 +11,8 @@ import ast
 import configparser
 import csv
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -101,6 +103,45 @@ def test_an_image_without_a_face_is_scored_whole(client, predictor, tmp_path):
     assert {row[0]: row[1] for row in table["data"]} == pytest.approx(expected.compound_scores, rel=1e-6)
     assert confidences(basics) == pytest.approx(expected.basic_probabilities, rel=1e-6)
     assert note == f"{expected.compound}; no face found: the whole image was scored"
+
+
+def test_an_example_opens_already_scored(predictor, tmp_path):
+    gradio = pytest.importorskip("gradio")
+    from cer_hf.inference.app import build_app
+
+    path = write_image(tmp_path / "example.png", (48, 64), seed=5)
+    expected = predictor.predict([Image.open(path).crop(CROP)])[0]
+    demo = build_app(predictor, StubDetector(), example=path)
+    values = {block.label: block.value for block in demo.blocks.values() if isinstance(block, gradio.components.Component)}
+    assert values["prediction"] == f"{expected.compound}; face at x=8, y=4, 24×24 px (of 64×48)"
+    assert confidences(values["basic expression probabilities"]) == pytest.approx(expected.basic_probabilities)
+    scores = {row[0]: row[1] for row in values["compound scores"]["data"]}
+    assert scores == pytest.approx(expected.compound_scores, rel=1e-6)
+
+
+CHROMIUM = next((path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))), None)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install chromium)")
+def test_a_browser_draws_the_example_bars(predictor, tmp_path):
+    """Headless Chromium loads the page and vega draws one bar per compound, at the predictor's score."""
+    pytest.importorskip("gradio")
+    from cer_hf.inference.app import build_app
+
+    path = write_image(tmp_path / "example.png", (48, 64), seed=6)
+    expected = predictor.predict([Image.open(path).crop(CROP)])[0]
+    demo = build_app(predictor, StubDetector(), example=path)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True)
+    try:
+        command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
+                   "--virtual-time-budget=10000", "--dump-dom", demo.local_url]
+        dom = subprocess.run(command, capture_output=True, text=True, timeout=180, check=True).stdout
+    finally:
+        demo.close()
+    bars = re.findall(r'aria-label="compound: ([^;"]+); sum of its two basic probabilities: ([0-9.]+)" '
+                      r'role="graphics-symbol"', dom)  # the SVG marks, drawn in the browser
+    assert {name: float(value) for name, value in bars} == pytest.approx(expected.compound_scores, rel=1e-6)
+    assert len(bars) == 7
 
 
 def test_with_faces_cropped_the_whole_image_is_the_face(predictor, tmp_path):

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from cer_hf.image_io import load_rgb_image
 from cer_hf.inference import video
 from cer_hf.inference.faces import FaceDetector, face_or_whole_image
 from cer_hf.inference.predictor import CompoundExpressionPredictor
@@ -96,8 +97,8 @@ def build_app(
 ):
     """The Gradio app (`gr.Blocks`) for `predictor`; `detector` finds the face in images and video frames.
 
-    `example`: an image that is shown and scored as soon as the page opens. The face and smoothing
-    options are those of `cer-hf predict`.
+    `example`: an image the page opens with, already scored (once, here: every visitor sees the same
+    result, and a screenshot needs no wait). The face and smoothing options are those of `cer-hf predict`.
     """
     gr = import_gradio()
     import pandas  # a gradio dependency
@@ -125,6 +126,8 @@ def build_app(
         except (ImportError, ValueError) as error:  # a missing extra, an unreadable clip (BadVideoError)
             raise gr.Error(str(error)) from None
 
+    table, probabilities, face_crop, text = (on_image(np.asarray(load_rgb_image(example))) if example
+                                             else (None, None, None, None))
     smoothing_text = "no smoothing" if smoothing == "none" else f"{smoothing} smoothing over ±{delta} frames"
     with gr.Blocks(title=title, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
@@ -138,17 +141,17 @@ def build_app(
                     image = gr.Image(value=str(example) if example else None, sources=["upload", "webcam", "clipboard"],
                                      type="numpy", image_mode="RGB", label="face image or webcam snapshot")
                     image_button = gr.Button("Predict", variant="primary")
-                    crop = gr.Image(label="face crop that was scored", interactive=False, height=160)
+                    crop = gr.Image(value=face_crop, label="face crop that was scored", interactive=False, height=160)
                 with gr.Column():
-                    note = gr.Textbox(label="prediction", interactive=False)
+                    note = gr.Textbox(value=text, label="prediction", interactive=False)
                     # a bar chart, not gr.Label: a compound score is a sum of two probabilities (0 to 2)
                     compound_scores = gr.BarPlot(
-                        x="compound", y="score", y_lim=[0, 2], sort="-y", x_title="", x_label_angle=-30,
+                        table, x="compound", y="score", y_lim=[0, 2], sort="-y", x_title="", x_label_angle=-30,
                         y_title="sum of its two basic probabilities", label="compound scores", height=300,
                     )
-                    basic_probabilities = gr.Label(num_top_classes=len(basics), label="basic expression probabilities")
-            image_outputs = [compound_scores, basic_probabilities, crop, note]
-            image_button.click(on_image, image, image_outputs, api_name="predict_image")
+                    basic_probabilities = gr.Label(probabilities, num_top_classes=len(basics), label="basic expression probabilities")
+            image_button.click(on_image, image, [compound_scores, basic_probabilities, crop, note],
+                               api_name="predict_image")
         with gr.Tab("Video"):
             with gr.Row():
                 with gr.Column():
@@ -160,7 +163,5 @@ def build_app(
             timeline = gr.Image(label="compound scores over time", type="filepath", interactive=False)
             summary = gr.JSON(label="summary")
             video_button.click(on_video, clip, [timeline, shares, summary, frames_csv], api_name="predict_video")
-        if example:
-            demo.load(on_image, image, image_outputs, api_name=False)
     demo.cer_workdir = workdir  # lives as long as the app
     return demo
