@@ -6,9 +6,18 @@ import argparse
 import sys
 
 from cer_hf.arguments import log_to_stdout
-from cer_hf.commands import convert, data, evaluate, evaluate_video, export_onnx, predict, push
+from cer_hf.commands import (
+    app,
+    convert,
+    data,
+    evaluate,
+    evaluate_video,
+    export_onnx,
+    predict,
+    push,
+)
 
-COMMANDS = (convert, predict, data, push, evaluate_video, evaluate, export_onnx)
+COMMANDS = (convert, predict, app, data, push, evaluate_video, evaluate, export_onnx)
 
 
 def build_parser() -> argparse.ArgumentParser:

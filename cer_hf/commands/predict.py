@@ -11,7 +11,7 @@ from PIL import Image
 
 from cer_hf.image_io import load_rgb_image
 from cer_hf.inference import video
-from cer_hf.inference.faces import crop_face, make_detector, select_face
+from cer_hf.inference.faces import FaceDetector, face_or_whole_image, make_detector
 from cer_hf.inference.predictor import CompoundExpressionPredictor, set_cpu_threads
 from cer_hf.inference.smoothing import SMOOTHING_METHODS
 
@@ -27,11 +27,22 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("model", help="local checkpoint directory or Hub repo id")
     parser.add_argument("inputs", nargs="+", help="image files, video files, or folders of frame images")
     parser.add_argument("--output", default=None, help="output folder for per-frame CSVs, summaries, ABAW file, plots")
+    add_pipeline_arguments(parser)
+    parser.add_argument("--frame-rate", type=float, default=None, help="frame rate of frame folders, for timestamps")
+    parser.add_argument("--plot", action="store_true", help="also write a PNG timeline per sequence (matplotlib)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(func=_run_cli)
+
+
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model, face and smoothing options that `predict` and `app` share (MODEL itself is the caller's)."""
     parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) to pin")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda if available)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
                         help="model precision (bfloat16: ~3x faster on CPUs with AVX512-BF16 or AMX)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: CPU count - 1, leaving a core to decoding and detection)")
     faces = parser.add_argument_group("faces")
     faces.add_argument("--faces-cropped", action="store_true",
                        help="inputs are already face crops (e.g. ABAW cropped_aligned): skip face detection")
@@ -47,23 +58,35 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                           help="none | box | gaussian | vote (default: gaussian for sequences; images are never smoothed)")
     temporal.add_argument("--delta", type=int, default=10, help="window half-width δ in frames (default 10)")
     temporal.add_argument("--sigma", type=float, default=None, help="Gaussian σ in exp(-(j-i)²/σ) (default δ²/4)")
-    temporal.add_argument("--frame-rate", type=float, default=None, help="frame rate of frame folders, for timestamps")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: CPU count - 1, leaving a core to decoding and detection)")
-    parser.add_argument("--plot", action="store_true", help="also write a PNG timeline per sequence (matplotlib)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.set_defaults(func=_run_cli)
+
+
+def check_pipeline_options(args: argparse.Namespace) -> None:
+    """Reject bad face and smoothing option values before any model is loaded or input read."""
+    if args.detect_every < 1:
+        raise ValueError(f"--detect-every must be >= 1, got {args.detect_every}")
+    if args.delta < 0:
+        raise ValueError(f"--delta must be >= 0 frames, got {args.delta}")
+    if args.sigma is not None and not args.sigma > 0:
+        raise ValueError(f"--sigma must be positive, got {args.sigma}")
+    if args.margin < 0:
+        raise ValueError(f"--margin must be >= 0, got {args.margin}")
+
+
+def load_pipeline(args: argparse.Namespace) -> tuple[CompoundExpressionPredictor, FaceDetector]:
+    """The predictor (on its device, with the CPU thread count set) and the face detector the options ask for."""
+    predictor = CompoundExpressionPredictor.from_pretrained(
+        args.model, revision=args.revision, device=args.device, batch_size=args.batch_size, dtype=args.dtype
+    )
+    set_cpu_threads(args.threads, predictor.device)
+    detector = make_detector("none") if args.faces_cropped else make_detector("haar", detect_width=args.detect_width)
+    return predictor, detector
 
 
 def _run_cli(args: argparse.Namespace) -> int:
     sequences = [p for p in args.inputs if Path(p).is_dir() or video.is_video_file(p)]
     images = [p for p in args.inputs if p not in sequences]
     _check_options(args)
-    predictor = CompoundExpressionPredictor.from_pretrained(
-        args.model, revision=args.revision, device=args.device, batch_size=args.batch_size, dtype=args.dtype
-    )
-    set_cpu_threads(args.threads, predictor.device)
-    detector = make_detector("none") if args.faces_cropped else make_detector("haar", detect_width=args.detect_width)
+    predictor, detector = load_pipeline(args)
     output = Path(args.output) if args.output else None
     if output:
         output.mkdir(parents=True, exist_ok=True)
@@ -110,14 +133,7 @@ def _run_cli(args: argparse.Namespace) -> int:
 
 def _check_options(args: argparse.Namespace) -> None:
     """Reject bad option values before any model is loaded or input read."""
-    if args.detect_every < 1:
-        raise ValueError(f"--detect-every must be >= 1, got {args.detect_every}")
-    if args.delta < 0:
-        raise ValueError(f"--delta must be >= 0 frames, got {args.delta}")
-    if args.sigma is not None and not args.sigma > 0:
-        raise ValueError(f"--sigma must be positive, got {args.sigma}")
-    if args.margin < 0:
-        raise ValueError(f"--margin must be >= 0, got {args.margin}")
+    check_pipeline_options(args)
     if args.plot:
         if not args.output:
             raise ValueError("--plot writes PNG files into --output: give --output DIR")
@@ -145,10 +161,9 @@ def _predict_images(predictor, images, detector, options, output, failures) -> N
             failures.append(str(error))
             print(f"cer-hf predict: error: {error}", file=sys.stderr)
             continue
-        face = select_face(detector.detect(image), image.shape, options["face_selection"])
-        crop = crop_face(image, face, options["margin"]) if face else image
+        crop, face = face_or_whole_image(image, detector, options["face_selection"], options["margin"])
         frames.append((path, face))
-        crops.append(Image.fromarray(np.ascontiguousarray(crop)))
+        crops.append(Image.fromarray(crop))
     if not frames:
         return
     probabilities, compound_scores = predictor.scores(crops)

@@ -54,14 +54,19 @@ def template_path(card: str) -> Path:
     """The template file of a card kind ("cer" or "mae")."""
     if card not in CARD_KINDS:
         raise ValueError(f"unknown card {card!r}; choose one of {', '.join(CARD_KINDS)}")
+    return template_file(f"{card}.md")
+
+
+def template_file(name: str) -> Path:
+    """A file of the `model_cards/` templates folder by relative name (`cer.md`, `space/app.py.jinja`)."""
     package = Path(__file__).resolve().parents[1]
     # A source checkout or editable install has them beside the package; a wheel puts them
     # under <prefix>/share/cer_hf/model_cards (setup.cfg data_files).
     folders = (package.parent / "model_cards", Path(sys.prefix) / "share" / "cer_hf" / "model_cards")
     for folder in folders:
-        if (folder / f"{card}.md").is_file():
-            return folder / f"{card}.md"
-    raise FileNotFoundError(f"model card template {card}.md not found in {' or '.join(map(str, folders))}")
+        if (folder / name).is_file():
+            return folder / name
+    raise FileNotFoundError(f"template {name} not found in {' or '.join(map(str, folders))}")
 
 
 def read_config(checkpoint_dir: str | Path) -> dict:

@@ -9,6 +9,7 @@ copy of the frame, which is what makes it cheap enough for real-time video on a 
     faces = detector.detect(rgb_frame)              # boxes in the frame's own pixel coordinates
     face = select_face(faces, rgb_frame.shape, "largest")
     crop = crop_face(rgb_frame, face, margin=0.2)   # square RGB crop, ready for the model
+    crop, face = face_or_whole_image(rgb_frame, detector)   # a still: the face, else the whole image
 """
 
 from __future__ import annotations
@@ -146,3 +147,12 @@ def crop_face(frame: np.ndarray, face: Face, margin: float = 0.2) -> np.ndarray:
     """The face crop (a view into `frame`) with `margin` around the box; see `crop_box`."""
     x0, y0, x1, y1 = crop_box(face, frame.shape, margin)
     return frame[y0:y1, x0:x1]
+
+
+def face_or_whole_image(
+    image: np.ndarray, detector: FaceDetector, face_selection: str = "largest", margin: float = 0.2
+) -> tuple[np.ndarray, Face | None]:
+    """For a still image: the crop of the selected face and its box, or the whole image and None when
+    the detector finds no face (a still is scored either way; video frames without a face are not)."""
+    face = select_face(detector.detect(image), image.shape, face_selection)
+    return (np.ascontiguousarray(crop_face(image, face, margin)) if face else image), face
