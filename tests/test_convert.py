@@ -185,3 +185,33 @@ def test_the_stem_of_an_mae_never_sees_masked_pixels():
         visible_changed = encoder(pixels + visible * torch.randn_like(pixels), noise=noise).last_hidden_state
     assert torch.equal(reference, masked_changed)
     assert (reference - visible_changed).abs().max() > 1e-2
+
+
+def test_reinit_conv_stem_keeps_the_mae_blocks_and_starts_the_stem_afresh(tmp_path):
+    from cer_hf.modeling.build import ModelArguments, build_model
+    from cer_hf.modeling.mae import build_mae_for_pretraining
+    from cer_hf.presets import mae_config
+
+    torch.manual_seed(0)
+    mae = build_mae_for_pretraining(mae_config("micro", image_size=32, patch_size=8, conv_stem_channels=[4, 8, 16],
+                                               conv_stem_style="pooled"))
+    with torch.no_grad():  # MAE weights no fresh init could produce
+        for param in mae.parameters():
+            param.fill_(0.5)
+    mae.save_pretrained(tmp_path / "mae")
+    kept, _ = build_model(ModelArguments(mae_checkpoint=str(tmp_path / "mae")))
+    fresh, _ = build_model(ModelArguments(mae_checkpoint=str(tmp_path / "mae"), reinit_conv_stem=True))
+    first_conv = "vit.embeddings.patch_embeddings.stem.convs.0.weight"
+    assert torch.all(kept.state_dict()[first_conv] == 0.5)
+    assert not torch.any(fresh.state_dict()[first_conv] == 0.5)
+    assert not torch.any(fresh.state_dict()["vit.embeddings.patch_embeddings.projection.weight"] == 0.5)
+    for name, tensor in fresh.state_dict().items():
+        if name.startswith("vit.layers."):
+            assert torch.equal(tensor, kept.state_dict()[name]), name
+
+
+def test_reinit_conv_stem_needs_a_stem(tiny_mae_dir):
+    from cer_hf.modeling.build import ModelArguments, build_model
+
+    with pytest.raises(ValueError, match="--reinit_conv_stem: the MAE checkpoint .* has no conv stem"):
+        build_model(ModelArguments(mae_checkpoint=str(tiny_mae_dir), reinit_conv_stem=True))

@@ -44,6 +44,9 @@ class ModelArguments:
     head_hidden_sizes: list[int] = field(default_factory=list, metadata={"help": "MLP head widths"})
     head_dropout: float = field(default=0.0)
     drop_path_rate: float = field(default=0.1, metadata={"help": "stochastic depth (MAE fine-tuning: 0.1)"})
+    reinit_conv_stem: bool = field(default=False, metadata={
+        "help": "start the conv stem and patch projection of an --mae_checkpoint afresh, keeping its transformer "
+                "blocks (an MAE-trained pooled stem stalls fine-tuning on small face data; docs/curriculum.md)"})
 
 
 
@@ -82,6 +85,11 @@ def build_model(model_args: ModelArguments) -> tuple[ViTForCompoundExpression, V
         mae = load_mae_encoder(model_args.mae_checkpoint)
         model = convert_mae_model(mae, compound_set_name=model_args.compound_set, image_size=model_args.image_size,
                                   **head)
+        if model_args.reinit_conv_stem:
+            if not model.config.conv_stem_channels:
+                raise ValueError(f"--reinit_conv_stem: the MAE checkpoint {model_args.mae_checkpoint} has no conv stem")
+            fresh = ViTForCompoundExpression(model.config).vit.embeddings.patch_embeddings
+            model.vit.embeddings.patch_embeddings.load_state_dict(fresh.state_dict())
         return model, image_processor_for(model_args.mae_checkpoint, model.config.image_size)
     size = model_args.image_size or 224
     if model_args.model_preset in CNN_PRESETS:  # the convolutional baseline
