@@ -142,3 +142,34 @@ def test_curriculum_killed_mid_stage_resumes_exactly(curriculum_full, tmp_path, 
     assert not (out / "checkpoint-12").exists() and not (out / "model.safetensors").exists()
     result = finished(CURRICULUM, out, CURRICULUM_ARGS, "--resume_from_checkpoint", "True")
     record_property("max_abs_weight_difference", check_curriculum_resume(curriculum_full, out, 9, result))
+
+
+@pytest.mark.slow  # two runs; measured 30 s
+def test_curriculum_killed_while_writing_a_checkpoint_falls_back_to_the_previous_one(curriculum_full, tmp_path,
+                                                                                    record_property):
+    """SIGKILL while checkpoint-15 is written (weights on disk; optimizer, RNG, trainer_state.json not): the resumed
+    run names and skips it and resumes from checkpoint-12, the boundary of stages 2 and 3."""
+    out = tmp_path / "run"
+    killed(CURRICULUM, out, CURRICULUM_ARGS, "save:15")
+    partial = out / "checkpoint-15"
+    assert (partial / "model.safetensors").is_file() and not (partial / "optimizer.pt").exists()
+    assert checkpoint_problems(partial) == ["no trainer_state.json"]
+    result = finished(CURRICULUM, out, CURRICULUM_ARGS, "--resume_from_checkpoint", "True")
+    assert f"[resume] skipping incomplete checkpoint {partial} (no trainer_state.json)" in result.stdout
+    record_property("max_abs_weight_difference", check_curriculum_resume(curriculum_full, out, 12, result))
+    assert checkpoint_problems(partial) == []  # written again, completely, by the resumed run
+
+
+@pytest.mark.slow  # two runs each; measured 24-27 s each
+@pytest.mark.parametrize("boundary", [6, 12, 18])
+def test_curriculum_killed_at_a_stage_boundary_resumes_in_the_next_stage(curriculum_full, tmp_path, boundary,
+                                                                         record_property):
+    """SIGKILL right after the checkpoint that ends a stage: the resumed run starts the next stage with its
+    compound share (the sampler's epoch, not only the step), and the stage-end evaluation is in its history."""
+    out = tmp_path / "run"
+    killed(CURRICULUM, out, CURRICULUM_ARGS, f"saved:{boundary}")
+    assert checkpoint_problems(out / f"checkpoint-{boundary}") == []
+    result = finished(CURRICULUM, out, CURRICULUM_ARGS, "--resume_from_checkpoint", "True")
+    record_property("max_abs_weight_difference", check_curriculum_resume(curriculum_full, out, boundary, result))
+    evaluated = [entry["step"] for entry in log_history(out / f"checkpoint-{STEPS}") if "eval_loss" in entry]
+    assert evaluated[: boundary // STEPS_PER_EPOCH] == list(range(STEPS_PER_EPOCH, boundary + 1, STEPS_PER_EPOCH))
