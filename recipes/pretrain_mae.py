@@ -35,7 +35,7 @@ from accelerate.utils import DataLoaderConfiguration, gather_object, set_seed
 from tqdm.auto import tqdm
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
-from cer_hf.arguments import parse_args, save_args
+from cer_hf.arguments import parse_args, save_args, stop_with_launcher
 from cer_hf.data.streams import FaceStream, collate_faces, pretraining_stream, single_threaded_worker
 from cer_hf.data.transforms import MAETrainTransform, normalize_pixels
 from cer_hf.hub.loading import UnsafeWeightsError, check_safe_weights, list_model_files
@@ -399,4 +399,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    stop_with_launcher()  # under `accelerate launch` or torchrun: end with the launcher, which forwards no signal
     main()

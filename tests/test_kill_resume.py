@@ -1,4 +1,4 @@
-"""Kill anywhere, resume exactly: real SIGKILLs of real recipe processes.
+"""Kill anywhere, resume exactly: real SIGKILLs of real recipe processes, and a killed `accelerate launch`.
 
 Each killed run is a subprocess that SIGKILLs itself at a chosen point (`tests/killpoint.py`: mid-step,
 mid-save, right after a save at a curriculum stage boundary). It is then resumed from the newest
@@ -6,6 +6,9 @@ complete checkpoint and must end with the weights of a run never interrupted (ma
 ≤ 1e-6 on CPU), with the same logged history (the curriculum's stage and compound share per step,
 losses, learning rates, stage-end evaluations). What `test_resume.py` and `test_pretrain.py` cover in
 process or with a hand-made partial checkpoint, these check with processes that really died.
+
+The last tests kill `accelerate launch` itself (SIGTERM, SIGINT): the recipe it started must end with
+it, its DataLoader workers too, and write nothing more.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -247,3 +251,101 @@ def test_dropping_the_log_lines_a_killed_run_wrote_past_its_checkpoint(tmp_path)
     assert log.read_text() == '{"step": 4}\n{"step": 8}\n'
     assert drop_log_lines_after(log, 8, lambda line: json.loads(line)["step"]) == 0
     assert drop_log_lines_after(tmp_path / "absent.jsonl", 0, int) == 0
+
+
+# ----------------------------------------------------------------------------- a killed `accelerate launch`
+
+
+def _stat(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (state, ppid, ...), or None once the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's exit status may never be collected in a container)."""
+    fields = _stat(pid)
+    return fields is not None and fields[0] not in ("Z", "X")
+
+
+def children_of(pid: int) -> list[int]:
+    return [int(path.parent.name) for path in Path("/proc").glob("[0-9]*/stat")
+            if (fields := _stat(int(path.parent.name))) and int(fields[1]) == pid]
+
+
+def files_of(folder: Path) -> dict:
+    return {str(path): (stat.st_size, stat.st_mtime_ns) for path in folder.rglob("*")
+            if path.is_file() and (stat := path.stat())}
+
+
+def newest_checkpoint(folder: Path) -> int:
+    return max((int(path.name.split("-")[1]) for path in folder.glob("checkpoint-*")), default=0)
+
+
+@pytest.mark.slow  # one launch; measured 15-17 s each
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; the launcher guard is Linux-only")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_killing_accelerate_launch_stops_the_training_process(tmp_path, sig):
+    """`accelerate launch` (one process) forwards no signal to the recipe it started: killing the launcher
+    used to leave the recipe training and writing checkpoints. The recipe ends with its launcher, naming why,
+    its DataLoader workers too, and writes nothing more."""
+    out, save_steps = tmp_path / "run", 6
+    args = [*CURRICULUM_ARGS, "--stage_epochs", 50, 50, 50, 50, "--eval_source", "", "--save_steps", save_steps,
+            "--save_total_limit", 2, "--logging_steps", 6, "--dataloader_num_workers", 2,
+            "--dataloader_persistent_workers", "true"]
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--cpu",
+               "--mixed_precision", "no", "--dynamo_backend", "no", *_command(CURRICULUM, out, args)[1:]]
+    log_path = tmp_path / "launch.log"
+    with open(log_path, "w") as log:
+        launcher = subprocess.Popen(command, env=_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 180
+        while not (out / f"checkpoint-{save_steps}").exists() and launcher.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert launcher.poll() is None and (out / f"checkpoint-{save_steps}").exists(), log_path.read_text()[-3000:]
+        [child] = children_of(launcher.pid)
+        workers = children_of(child)
+        assert len(workers) == 2, workers
+
+        launcher.send_signal(sig)
+        launcher.wait(timeout=30)
+        newest = newest_checkpoint(out)
+        gone_by = time.time() + 5
+        while any(map(running, [child, *workers])) and time.time() < gone_by:
+            time.sleep(0.05)
+        assert not running(child), "the training process outlived its launcher"
+        assert not any(map(running, workers)), "DataLoader workers outlived the training process"
+        files = files_of(out)
+        time.sleep(2)
+        assert files_of(out) == files  # nothing left writing
+        assert newest_checkpoint(out) <= newest + save_steps  # at most the checkpoint being written then
+        assert f"curriculum.py: the launcher (accelerate launch, pid {launcher.pid}) has ended" in log_path.read_text()
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+        try:  # the launcher's session: the recipe and its workers, if the test failed with them alive
+            os.killpg(launcher.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_launcher_guard_knows_launchers_and_leaves_other_parents_alone():
+    from cer_hf.arguments import launcher_name, stop_with_launcher
+
+    for argv0, expected in (("/venv/bin/accelerate", "accelerate launch"), ("torchrun", "torchrun"), ("python", None)):
+        process = subprocess.Popen([argv0, "-c", "import time; time.sleep(30)"], executable=sys.executable)
+        try:
+            deadline = time.time() + 10
+            while not Path(f"/proc/{process.pid}/cmdline").read_bytes().startswith(argv0.encode()):
+                assert time.time() < deadline
+                time.sleep(0.01)
+            assert launcher_name(process.pid) == expected
+        finally:
+            process.kill()
+            process.wait()
+    assert stop_with_launcher() is None  # pytest's parent is no launcher: nothing installed
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
