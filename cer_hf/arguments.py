@@ -6,14 +6,22 @@
 One vocabulary across recipes and commands: `--model_preset`, `--mae_checkpoint`,
 `--model_name_or_path`, `--*_source` for data specs. Names used by earlier versions
 (`RENAMED_OPTIONS`) are refused with an error that names the new one.
+
+A recipe's entry (`run_main`) also ends the recipe with the `accelerate launch` or torchrun
+process that started it (`stop_with_launcher`): a one-process `accelerate launch` forwards no signal.
 """
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import json
 import logging
+import multiprocessing
+import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -158,6 +166,89 @@ def check_resume_compatible(saved_json_path: str | Path, current_args: tuple, fi
             "--overwrite_output_dir true")
 
 
+# ----------------------------------------------------------------------------- the launcher's lifetime
+
+# What a launcher's command line holds (its program's file name, or the module given to `python -m`) → its name.
+LAUNCHERS = {
+    "accelerate": "accelerate launch", "accelerate-launch": "accelerate launch",
+    "accelerate.commands.launch": "accelerate launch", "accelerate.commands.accelerate_cli": "accelerate launch",
+    "torchrun": "torchrun", "torch.distributed.run": "torchrun", "torch.distributed.launch": "torchrun",
+}
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+STOPPED_STATUS = 128 + signal.SIGTERM  # what a shell reports for a process ended by SIGTERM
+
+
+def launcher_name(pid: int) -> str | None:
+    """"accelerate launch" or "torchrun" when process `pid` runs one (read from /proc/<pid>/cmdline), else None."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    for arg in argv[:3]:  # [python, -m, module], [python, /bin/accelerate, launch] or [/bin/torchrun, ...]
+        name = LAUNCHERS.get(Path(arg.decode(errors="replace")).name)
+        if name:
+            return name
+    return None
+
+
+def stop_with_launcher() -> str | None:
+    """End this process as soon as the `accelerate launch` or torchrun process that started it ends (Linux).
+
+    `accelerate launch` with one process runs the recipe as a plain child and forwards it no signal:
+    SIGTERM or SIGINT sent to the launcher (a scheduler, `kill`, Ctrl-C outside a terminal) ended the
+    launcher only, and the recipe went on training and writing checkpoints, adopted by init. Here the
+    kernel is asked (`prctl(PR_SET_PDEATHSIG)`) to send this process SIGTERM when its launcher ends,
+    and SIGTERM's handler writes one line naming why to stderr, terminates this process's DataLoader
+    workers and ends it at once (status 143), like a kill: nothing is written after, and a checkpoint
+    being written is left incomplete, which resuming skips. A SIGTERM sent to this process itself
+    ends it the same way, naming it (after at most half a second spent telling it from the launcher's end). (torchrun passes SIGTERM and SIGINT on to its workers itself;
+    this covers a launcher that dies without doing so, SIGKILLed for one.)
+
+    Returns the launcher's name, or None (and changes nothing) when the parent is no launcher (a
+    shell: `nohup python recipe.py &` outlives it as before) or on another system than Linux.
+    A launcher that ends before this is called (while the recipe still imports) is not noticed.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    launcher_pid = os.getppid()
+    name = launcher_name(launcher_pid)
+    if name is None:
+        return None
+    own_pid, program = os.getpid(), Path(sys.argv[0]).name
+
+    def stop(signum, frame):
+        if os.getpid() != own_pid:  # a forked DataLoader worker inherited this handler: die as by default
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # no "DataLoader worker killed" error from torch's handler
+        # The death signal comes when the launcher's thread that started this process ends; the launcher's
+        # other threads may still be ending then (this process is handed over to init once they have).
+        deadline = time.monotonic() + 0.5
+        while os.getppid() == launcher_pid and time.monotonic() < deadline:
+            time.sleep(0.01)
+        why = (f"the launcher ({name}, pid {launcher_pid}) has ended" if os.getppid() != launcher_pid
+               else "received SIGTERM")
+        try:
+            os.write(2, f"{program}: {why}; stopping this training process (pid {own_pid}) now, without writing "
+                        "anything more. Resume with --resume_from_checkpoint: the last complete checkpoint "
+                        "is used\n".encode())
+        except OSError:  # stderr went away with the launcher
+            pass
+        for worker in multiprocessing.active_children():
+            worker.terminate()
+        os._exit(STOPPED_STATUS)
+
+    signal.signal(signal.SIGTERM, stop)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        return None
+    if os.getppid() != launcher_pid:  # it ended between the two lines above
+        stop(signal.SIGTERM, None)
+    return name
+
+
 def run_main(main, argv: list[str] | None = None) -> None:
     """A recipe's `if __name__ == "__main__":` entry: run `main(argv)`; a usage error exits 2 without a traceback.
 
@@ -166,7 +257,9 @@ def run_main(main, argv: list[str] | None = None) -> None:
     and exit status 2, like argparse. Any other exception keeps its traceback (a bug, not a usage
     error). `main()` itself still raises, so tests and callers in Python see the exception. This
     is the recipes' command-line edge, the one place outside `commands/` that writes to stderr.
+    Under `accelerate launch` or torchrun the process ends with its launcher (`stop_with_launcher`).
     """
+    stop_with_launcher()
     try:
         main(argv)
     except (ValueError, FileNotFoundError) as error:

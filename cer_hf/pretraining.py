@@ -117,13 +117,20 @@ def flops_per_image(config, *, training: bool = True) -> float:
 
 @dataclass
 class RankState:
-    """Where one rank stands: optimiser step, data epoch, batches consumed in that epoch, images and skip counts."""
+    """Where one rank stands: optimiser step, data epoch, batches consumed in that epoch, images and skip counts.
+
+    `window_start` and `window_loss` are the open logging window (the step it began after, and this
+    rank's summed step losses since): a resumed run logs the same mean losses as one never stopped.
+    `window_start` is None in checkpoints written before it existed.
+    """
 
     step: int = 0
     epoch: int = 0
     batches_in_epoch: int = 0
     images: int = 0
     counts: dict = field(default_factory=dict)
+    window_start: int | None = None
+    window_loss: float = 0.0
 
     def consumed(self, epoch: int, index_in_epoch: int, batch: dict) -> None:
         """Record a consumed batch (its epoch, its index within the epoch, its images and counts)."""
@@ -273,6 +280,30 @@ class CheckpointManager:
             )
         accelerator.load_state(str(path))
         return RankState(**json.loads((path / f"rank_state_{accelerator.process_index}.json").read_text()))
+
+
+def drop_log_lines_after(path: str | Path, last_step: int, step_of) -> int:
+    """Rewrite the log at `path` without its lines of steps after `last_step`; return how many were dropped.
+
+    A run killed after its last checkpoint has already logged steps that the resumed run does again;
+    resuming from the checkpoint of step `last_step` first drops them (and a line torn by the kill,
+    which `step_of` cannot read), so that the log reads like that of a run never interrupted.
+    `step_of(line)` is the step a line belongs to. The rewrite is atomic; a missing file is left alone.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    lines = path.read_text().splitlines(keepends=True)
+    kept = []
+    for line in lines:
+        try:
+            if line.endswith("\n") and step_of(line) <= last_step:
+                kept.append(line)
+        except (ValueError, KeyError, IndexError):  # torn by the kill
+            pass
+    if len(kept) < len(lines):
+        _write_atomic(path, "".join(kept))
+    return len(lines) - len(kept)
 
 
 # ----------------------------------------------------------------------------- reporting

@@ -35,7 +35,7 @@ from accelerate.utils import DataLoaderConfiguration, gather_object, set_seed
 from tqdm.auto import tqdm
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
-from cer_hf.arguments import parse_args, save_args
+from cer_hf.arguments import parse_args, save_args, stop_with_launcher
 from cer_hf.data.streams import FaceStream, collate_faces, pretraining_stream, single_threaded_worker
 from cer_hf.data.transforms import MAETrainTransform, normalize_pixels
 from cer_hf.hub.loading import UnsafeWeightsError, check_safe_weights, list_model_files
@@ -43,8 +43,8 @@ from cer_hf.image_io import normalization
 from cer_hf.modeling.mae import build_mae_for_pretraining, load_mae_for_pretraining
 from cer_hf.presets import DECODER_FIELDS, mae_config
 from cer_hf.pretraining import (
-    CheckpointManager, NonFiniteLossError, RankState, epoch_batches, format_counts, lr_at_step, mask_noise,
-    merge_counts, param_groups, parameter_digest, scaled_lr, set_lr,
+    CheckpointManager, NonFiniteLossError, RankState, drop_log_lines_after, epoch_batches, format_counts, lr_at_step,
+    mask_noise, merge_counts, param_groups, parameter_digest, scaled_lr, set_lr,
 )
 
 
@@ -259,6 +259,12 @@ def main(argv=None):
         path = checkpoints.resolve(train_args.resume_from_checkpoint)
         state = checkpoints.load(accelerator, path)
         accelerator.print(f"resumed from {path} at step {state.step} (epoch {state.epoch}, batch {state.batches_in_epoch})")
+        # The logs of steps done after that checkpoint (by the run that was stopped) are written again below.
+        if accelerator.is_main_process:
+            drop_log_lines_after(Path(train_args.output_dir) / "metrics.jsonl", state.step,
+                                 lambda line: json.loads(line)["step"])
+        drop_log_lines_after(Path(train_args.output_dir) / f"sample_keys_rank{rank}.tsv", state.step - 1,
+                             lambda line: int(line.split("\t")[0]))  # the 0-based step a key was consumed in
     batches = epoch_batches(stream, make_loader, epoch=state.epoch, skip_batches=state.batches_in_epoch,
                             next_stream=next_stream)
 
@@ -277,6 +283,10 @@ def main(argv=None):
         total=train_args.max_steps, initial=state.step, disable=not accelerator.is_main_process, desc="pretrain"
     )
     window_loss, window_images, window_start = torch.zeros((), device=accelerator.device), 0, time.perf_counter()
+    window_first_step = state.step
+    if state.window_start is not None:  # resumed: the logging window the checkpoint was saved in goes on
+        window_loss.fill_(state.window_loss)
+        window_first_step = state.window_start
     run_start, run_images, last_loss = time.perf_counter(), 0, float("nan")
     dtype = torch.float32
     while state.step < train_args.max_steps:
@@ -317,8 +327,7 @@ def main(argv=None):
         progress.update(1)
 
         if state.step % train_args.logging_steps == 0 or state.step == train_args.max_steps:
-            steps_in_window = train_args.logging_steps if state.step % train_args.logging_steps == 0 else (
-                state.step % train_args.logging_steps)
+            steps_in_window = state.step - window_first_step
             mean_loss = accelerator.reduce(window_loss, "mean").item() / steps_in_window
             seconds = time.perf_counter() - window_start
             window_images = int(accelerator.reduce(torch.tensor(window_images, device=accelerator.device), "sum"))
@@ -332,8 +341,9 @@ def main(argv=None):
                     log.write(json.dumps({"step": state.step, **metrics}) + "\n")
             run_images += window_images
             window_loss.zero_()
-            window_images, window_start = 0, time.perf_counter()
+            window_images, window_start, window_first_step = 0, time.perf_counter(), state.step
         if state.step % train_args.save_steps == 0 or state.step == train_args.max_steps:
+            state.window_start, state.window_loss = window_first_step, window_loss.item()
             checkpoints.save(accelerator, state)
     progress.close()
     batches.close()  # stop this rank's DataLoader workers now, not at interpreter exit
@@ -389,4 +399,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    stop_with_launcher()  # under `accelerate launch` or torchrun: end with the launcher, which forwards no signal
     main()

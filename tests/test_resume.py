@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 
@@ -43,17 +44,18 @@ def rows():
     return synthetic_dataset(48, kind="basic", image_size=32, seed=3)
 
 
-def _trainer(output_dir, rows, config, **extra):
+def _trainer(output_dir, rows, config, schedule=SCHEDULE, eval_dataset=None, **extra):
     torch.manual_seed(0)
     model = ViTForCompoundExpression(config)
-    dataset = CurriculumDataset(rows, SCHEDULE, batch_size=BATCH, image_size=32, seed=11)
+    dataset = CurriculumDataset(rows, schedule, batch_size=BATCH, image_size=32, seed=11)
     args = TrainingArguments(
-        output_dir=str(output_dir), per_device_train_batch_size=BATCH, num_train_epochs=SCHEDULE.num_epochs,
+        output_dir=str(output_dir), per_device_train_batch_size=BATCH, num_train_epochs=schedule.num_epochs,
         learning_rate=1e-3, use_cpu=True, report_to="none", remove_unused_columns=False, disable_tqdm=True,
         logging_steps=100, seed=0, **extra,
     )
     collator = CurriculumCollator(mixer=CompoundMixer(), augment=TrainAugment())
-    trainer = CurriculumTrainer(model=model, args=args, train_dataset=dataset, data_collator=collator)
+    trainer = CurriculumTrainer(model=model, args=args, train_dataset=dataset, data_collator=collator,
+                                eval_dataset=eval_dataset)
     batches = []
     model.register_forward_pre_hook(
         lambda module, args, kwargs: batches.append(kwargs["labels"].clone()) if module.training else None,
@@ -140,3 +142,20 @@ def test_resolve_resume_checkpoint_values(runs, tmp_path):
         resolve_resume_checkpoint(str(out / "checkpoint-6"), out)
     with pytest.raises(ValueError, match=f"no complete checkpoint-N folder in {tmp_path}"):
         resolve_resume_checkpoint("True", tmp_path)
+
+
+@pytest.mark.parametrize("eval_strategy, evaluated", [("no", [12, 18]), ("epoch", [6, 12, 18])])
+def test_a_stage_end_is_evaluated_before_its_checkpoint_and_once(rows, tmp_path, tiny_cer_config, eval_strategy,
+                                                                 evaluated):
+    """Stages of 2 and 1 epochs (6 steps each): each stage is evaluated at its last step, before that step's
+    checkpoint is written, so the checkpoint holds the evaluation (and the RNG state after it: a run resumed
+    from it goes on exactly); `eval_strategy="epoch"` adds the other epoch ends but no second evaluation."""
+    from cer_hf.data.labelled import LabelledImageDataset
+
+    trainer, _ = _trainer(tmp_path, rows, tiny_cer_config, schedule=CurriculumSchedule([2, 1], [0.0, 0.5]),
+                          eval_dataset=LabelledImageDataset(rows.select(range(8)), image_size=32),
+                          save_strategy="steps", save_steps=6, eval_strategy=eval_strategy)
+    trainer.train()
+    assert [entry["step"] for entry in trainer.state.log_history if "eval_loss" in entry] == evaluated
+    saved = json.loads((tmp_path / "checkpoint-12" / "trainer_state.json").read_text())["log_history"]
+    assert [entry["step"] for entry in saved if "eval_loss" in entry] == [step for step in evaluated if step <= 12]

@@ -55,12 +55,18 @@ class CurriculumCallback(TrainerCallback):
 
     The stage itself is derived from the epoch inside every worker (see `CurriculumDataset.plan`);
     this callback only keeps the main process's sampler and the logs in step with it.
+
+    A stage is evaluated at its last optimizer step, before that step's checkpoint is written (the
+    Trainer evaluates, then saves): the checkpoint then holds the evaluation in its history and the
+    RNG state after it (the evaluation's DataLoader draws from the global RNG), so a run resumed from
+    a stage's last checkpoint continues exactly like one never stopped.
     """
 
     def __init__(self, schedule: CurriculumSchedule, sampler: CurriculumSampler | None = None,
                  evaluate_each_stage: bool = True):
         self.schedule, self.sampler, self.evaluate_each_stage = schedule, sampler, evaluate_each_stage
         self.current_stage: int | None = None
+        self.evaluated_step: int | None = None
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         epoch = int(math.floor((state.epoch or 0.0) + 1e-6))
@@ -74,10 +80,18 @@ class CurriculumCallback(TrainerCallback):
                             f"compound share {self.schedule.compound_shares[stage]:g} ({self.schedule.mode} mode)")
         return control
 
-    def on_epoch_end(self, args, state, control, **kwargs):
-        epoch = int(round(state.epoch or 0.0)) - 1
-        if self.evaluate_each_stage and self.schedule.is_last_epoch_of_stage(epoch):
+    def on_step_end(self, args, state, control, **kwargs):
+        # `state.epoch` (epoch + steps done / steps per epoch) is a whole number only after an epoch's last step.
+        epoch = float(state.epoch or 0.0)
+        if self.evaluate_each_stage and epoch > 0 and epoch.is_integer() \
+                and self.schedule.is_last_epoch_of_stage(int(epoch) - 1):
             control.should_evaluate = True
+            self.evaluated_step = state.global_step
+        return control
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if self.evaluated_step == state.global_step:  # `eval_strategy="epoch"` would evaluate this stage end again
+            control.should_evaluate = False
         return control
 
 
