@@ -7,9 +7,32 @@ import warnings
 import pytest
 from PIL import Image
 
-from bad_images import write_png_bomb
 from cer_hf.cli import main
 from cer_hf.image_io import BadImageError, load_rgb_image
+from tests.bad_corpus import (
+    CONVERTIBLE_IMAGES,
+    UNREADABLE_IMAGES,
+    write_corpus,
+    write_png_bomb,
+)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """The whole bad-input corpus (tests/bad_corpus.py), written once for this module."""
+    return write_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+def test_the_corpus_is_small_and_each_image_is_what_its_name_says(corpus):
+    sizes = {path.name: path.stat().st_size for path in corpus.root.rglob("*") if path.is_file()}
+    assert max(size for name, size in sizes.items() if name != "bomb.png") < 4_000
+    assert sizes["bomb.png"] < 60_000 and sizes["zero_byte.png"] == sizes["zero_byte.mp4"] == 0
+    for kind in UNREADABLE_IMAGES:
+        with pytest.raises(BadImageError, match=corpus.images[kind].name):
+            load_rgb_image(corpus.images[kind])
+    modes = {kind: Image.open(corpus.images[kind]).mode for kind in CONVERTIBLE_IMAGES}
+    assert modes == {"cmyk": "CMYK", "rgba": "RGBA", "deep16": "I;16", "one_pixel": "RGB"}
+    assert all(load_rgb_image(corpus.images[kind]).mode == "RGB" for kind in CONVERTIBLE_IMAGES)
 
 
 @pytest.fixture(scope="module")
