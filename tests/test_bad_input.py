@@ -133,3 +133,39 @@ def test_data_on_a_header_only_csv_says_0_rows_and_fails(tmp_path, capsys):
     assert code == 2
     assert "0 rows" in captured.out
     assert f"csv:{table}: the source has no rows (0 rows)" in captured.err
+
+
+# ----------------------------------------------------------------------------- model locations
+
+
+def _bad_model(where: str, tmp_path, tiny_model_dir):
+    """A MODEL argument that is not a checkpoint: missing, a file, a folder without or with a broken config.json."""
+    import shutil
+
+    if where == "missing":
+        return tmp_path / "no_such_model"
+    if where == "file":
+        path = tmp_path / "model.txt"
+        path.write_text("not a model")
+        return path
+    path = tmp_path / where
+    path.mkdir()
+    shutil.copy(tiny_model_dir / "model.safetensors", path)
+    if where == "broken_config":
+        (path / "config.json").write_text("{not json")
+    return path
+
+
+@pytest.mark.parametrize("where, message", [
+    ("missing", "no such checkpoint folder"), ("file", "not a checkpoint folder"),
+    ("no_config", "no config.json"), ("broken_config", "config.json: not valid JSON"),
+])
+@pytest.mark.parametrize("command", ["predict", "evaluate-video", "evaluate"])
+def test_a_model_argument_that_is_no_checkpoint_is_an_error_naming_it(command, where, message, corpus, tiny_model_dir,
+                                                                      tmp_path, capsys):
+    model = _bad_model(where, tmp_path, tiny_model_dir)
+    rest = {"predict": [str(corpus.good[0])], "evaluate": ["synthetic:all:5"],
+            "evaluate-video": ["--videos", str(corpus.good_video), "--labels", str(corpus.frame_labels["good"])]}
+    assert main([command, str(model), *rest[command]]) == 2
+    err = capsys.readouterr().err
+    assert f"cer-hf {command}: error: {model}" in err and message in err
