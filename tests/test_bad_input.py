@@ -169,3 +169,13 @@ def test_a_model_argument_that_is_no_checkpoint_is_an_error_naming_it(command, w
     assert main([command, str(model), *rest[command]]) == 2
     err = capsys.readouterr().err
     assert f"cer-hf {command}: error: {model}" in err and message in err
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate-video"])
+def test_a_hub_repo_that_cannot_be_fetched_is_an_error_naming_it(command, corpus, capsys, monkeypatch):
+    """Offline (the tests' setting) and not cached: transformers raises an OSError; no traceback, the repo is named."""
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    rest = {"predict": [str(corpus.good[0])],
+            "evaluate-video": ["--videos", str(corpus.good_video), "--labels", str(corpus.frame_labels["good"])]}
+    assert main([command, "cer-hf-tests/no-such-repo", *rest[command]]) == 2
+    assert f"cer-hf {command}: error: " in (err := capsys.readouterr().err) and "cer-hf-tests/no-such-repo" in err

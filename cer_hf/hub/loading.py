@@ -79,7 +79,8 @@ def load_model(repo_or_dir: str | Path, revision: str | None = None, *, token: s
     The file list is checked first: a repo holding only pickled weights (`*.bin`, `*.pt`…) is refused with
     `UnsafeWeightsError` before anything is downloaded. Loading then passes `use_safetensors=True`, so
     transformers never falls back to a pickle (also when offline, where the list cannot be fetched).
-    A missing folder or a broken config.json is an error naming it (`check_model_location`).
+    A missing folder or a broken config.json is an error naming it (`check_model_location`); an `OSError` of
+    transformers (offline and not cached, say) is re-raised with `repo_or_dir` in its message.
     """
     check_model_location(repo_or_dir)
     if model_class is None:  # a local checkpoint says which of our models it is; a Hub repo is a ViT
@@ -87,5 +88,11 @@ def load_model(repo_or_dir: str | Path, revision: str | None = None, *, token: s
     files = list_model_files(repo_or_dir, revision, token)
     if files is not None:
         check_safe_weights(files, f"{repo_or_dir}" + (f" at revision {revision}" if revision else ""))
-    return model_class.from_pretrained(str(repo_or_dir), revision=revision, token=token, use_safetensors=True, **kwargs)
+    try:
+        return model_class.from_pretrained(str(repo_or_dir), revision=revision, token=token, use_safetensors=True,
+                                           **kwargs)
+    except OSError as error:  # transformers' "couldn't connect ... nor find them in the cached files" names no repo
+        if str(repo_or_dir) in str(error):
+            raise
+        raise OSError(f"{repo_or_dir}: cannot load the model ({error})") from None
 
