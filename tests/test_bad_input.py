@@ -179,3 +179,44 @@ def test_a_hub_repo_that_cannot_be_fetched_is_an_error_naming_it(command, corpus
             "evaluate-video": ["--videos", str(corpus.good_video), "--labels", str(corpus.frame_labels["good"])]}
     assert main([command, "cer-hf-tests/no-such-repo", *rest[command]]) == 2
     assert f"cer-hf {command}: error: " in (err := capsys.readouterr().err) and "cer-hf-tests/no-such-repo" in err
+
+
+# ----------------------------------------------------------------------------- options of the commands
+
+
+@pytest.mark.parametrize("command, options, message", [
+    ("predict", ["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+    ("predict", ["--device", "tpu"], "--device tpu:"),
+    ("predict", ["--output", "{file}"], "--output {file}: a file, not a folder"),
+    ("evaluate", ["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+    ("evaluate", ["--output-json", "{folder}"], "--output-json {folder}: a folder, not a file"),
+    ("evaluate-video", ["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+    ("evaluate-video", ["--deltas", "5", "-3"], "--deltas must be >= 0 frames, got -3"),
+    ("evaluate-video", ["--sigma", "0"], "--sigma must be positive, got 0"),
+    ("evaluate-video", ["--output", "{folder}"], "--output {folder}: a folder, not a file"),
+])
+def test_bad_option_values_are_refused_before_any_work_naming_the_option(command, options, message, corpus,
+                                                                         tiny_model_dir, tmp_path, capsys):
+    paths = {"file": str(corpus.good[1]), "folder": str(tmp_path)}
+    options = [option.format(**paths) for option in options]
+    rest = {"predict": [str(corpus.good[0])], "evaluate": ["synthetic:all:5"],
+            "evaluate-video": ["--videos", str(corpus.good_video), "--labels", str(corpus.frame_labels["good"])]}
+    before = {path: path.read_bytes() for path in corpus.good}
+    assert main([command, str(tiny_model_dir), *rest[command], *options]) == 2
+    captured = capsys.readouterr()
+    assert f"cer-hf {command}: error: {message.format(**paths)}" in captured.err
+    assert "Loading weights" not in captured.err and "frame/s" not in captured.err  # refused before the work
+    assert {path: path.read_bytes() for path in corpus.good} == before
+
+
+def test_evaluate_video_reads_every_label_file_before_the_first_video(corpus, tiny_model_dir, capsys, monkeypatch):
+    import cer_hf.evaluation.videos as videos_module
+
+    def predict_video(*args, **kwargs):
+        raise AssertionError("a video was run before the label files were checked")
+
+    monkeypatch.setattr(videos_module, "predict_video", predict_video)
+    good, bad = corpus.frame_labels["good"], corpus.frame_labels["malformed_labels"]
+    assert main(["evaluate-video", str(tiny_model_dir), "--videos", str(corpus.good_video), str(corpus.good_video),
+                 "--labels", str(good), str(bad)]) == 2
+    assert f"{bad}:3: unknown expression label 'banana'" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from cer_hf.commands.checks import check_batch_size, check_device, check_output_folder
 from cer_hf.image_io import load_rgb_image
 from cer_hf.inference import video
 from cer_hf.inference.faces import crop_face, make_detector, select_face
@@ -110,6 +111,9 @@ def _run_cli(args: argparse.Namespace) -> int:
 
 def _check_options(args: argparse.Namespace) -> None:
     """Reject bad option values before any model is loaded or input read."""
+    check_batch_size(args.batch_size)
+    check_device(args.device)
+    check_output_folder(args.output)
     if args.detect_every < 1:
         raise ValueError(f"--detect-every must be >= 1, got {args.detect_every}")
     if args.delta < 0:
