@@ -220,3 +220,41 @@ def test_evaluate_video_reads_every_label_file_before_the_first_video(corpus, ti
     assert main(["evaluate-video", str(tiny_model_dir), "--videos", str(corpus.good_video), str(corpus.good_video),
                  "--labels", str(good), str(bad)]) == 2
     assert f"{bad}:3: unknown expression label 'banana'" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- cer-hf data: labels and options
+
+
+def test_data_prints_its_report_once(corpus, capsys):
+    """The reader logs its report and the command printed it too: every line showed twice (issue 14)."""
+    spec = corpus.sources["csv_bad_image_rows"]
+    assert main(["data", spec, "--filter-targets"]) == 0
+    out = capsys.readouterr().out
+    table = spec.removeprefix("csv:")
+    assert out.count(f"table {table}: 7 rows") == 1
+    assert out.count("kept 7 rows, dropped 0") == 1
+
+
+def test_data_with_an_option_its_reader_does_not_take_names_it(corpus, capsys):
+    assert main(["data", corpus.sources["csv_unknown_label"], "-o", "colour=red"]) == 2
+    err = capsys.readouterr().err
+    assert "cer-hf data: error: --option colour: not an option of the csv reader" in err
+    assert "label_column" in err  # the options it does take are listed
+
+
+@pytest.mark.parametrize("case, message", [
+    ("csv_empty", "empty.csv, line 1: empty file (expected a header line)"),
+    ("csv_header_only", "header_only.csv: the source has no rows (0 rows)"),
+    ("csv_malformed", "malformed.csv, line 3: 4 columns, but the header has 2"),
+    ("csv_missing_image", "missing_image.csv, line 3: image 'gone.png' not found"),
+    ("csv_unknown_label", "unknown_label.csv, line 3: unknown expression label 'banana'"),
+    ("csv_no_label_column", "no_label_column.csv: cannot tell the label column"),
+    ("csv_missing_file", "label table not found: "),
+    ("unknown_class_folder", "unknown_class/banana' is not an expression label"),
+    ("missing_folder", "image folder not found: "),
+    ("unknown_scheme", "has unknown scheme 'nosuch'"),
+])
+def test_data_on_a_bad_label_source_is_an_error_naming_the_file_and_line(case, message, corpus, capsys):
+    assert main(["data", corpus.sources[case]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cer-hf data: error: ") and message in err and "Traceback" not in err
