@@ -258,3 +258,45 @@ def test_data_on_a_bad_label_source_is_an_error_naming_the_file_and_line(case, m
     assert main(["data", corpus.sources[case]]) == 2
     err = capsys.readouterr().err
     assert err.startswith("cer-hf data: error: ") and message in err and "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- cer-hf push
+
+
+def _checkpoint_copy(tiny_model_dir, folder, **files):
+    """A copy of the tiny checkpoint with some files replaced (text) or removed (None)."""
+    import shutil
+
+    shutil.copytree(tiny_model_dir, folder)
+    for name, text in files.items():
+        name = name.replace("__", ".")
+        if text is None:
+            (folder / name).unlink()
+        else:
+            (folder / name).write_text(text)
+    return folder
+
+
+@pytest.mark.parametrize("case, files, options, message", [
+    ("missing", None, [], "{checkpoint}: no such checkpoint directory"),
+    ("broken_config", {"config__json": "{not json"}, [], "{checkpoint}/config.json: not valid JSON"),
+    ("no_config", {"config__json": None}, [], "{checkpoint}: no config.json"),
+    ("no_weights", {"model__safetensors": None}, [], "has no model weights"),
+    ("pickled", {"pytorch_model__bin": "pickle"}, [], "contains pickled weights (pytorch_model.bin)"),
+    ("broken_metrics", {"metrics__json": "{oops"}, [], "{checkpoint}/metrics.json: not valid JSON"),
+    ("metrics_list", {"metrics__json": "[1, 2]"}, [], "{checkpoint}/metrics.json: expected a JSON object"),
+    ("bad_metrics_option", {}, ["--metrics", "{bad_json}"], "--metrics {bad_json}: not valid JSON"),
+    ("missing_metrics_option", {}, ["--metrics", "{missing}"], "--metrics {missing}: no such file"),
+])
+def test_push_of_a_bad_checkpoint_is_an_error_naming_the_file_and_changes_nothing(
+        case, files, options, message, tiny_model_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    checkpoint = tmp_path / "checkpoint"
+    if files is not None:
+        _checkpoint_copy(tiny_model_dir, checkpoint, **files)
+    paths = {"checkpoint": checkpoint, "bad_json": tmp_path / "bad.json", "missing": tmp_path / "missing.json"}
+    paths["bad_json"].write_text("{oops")
+    before = {p.name: p.read_bytes() for p in checkpoint.iterdir()} if checkpoint.exists() else None
+    assert main(["push", str(checkpoint), "cer-hf-tests/model", *(o.format(**paths) for o in options)]) == 2
+    assert f"cer-hf push: error: " in (err := capsys.readouterr().err) and message.format(**paths) in err
+    assert ({p.name: p.read_bytes() for p in checkpoint.iterdir()} if checkpoint.exists() else None) == before
