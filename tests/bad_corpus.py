@@ -220,10 +220,11 @@ def write_configs(root: Path) -> dict[str, Path]:
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     configs = {name: root / f"{name}.yaml" for name in ("unknown_yaml_key", "yaml_not_a_mapping", "yaml_syntax",
-                                                         "missing_config")}
+                                                         "yaml_wrong_type", "missing_config")}
     configs["unknown_yaml_key"].write_text("image_size: 32\nlearning_rat: 0.1\n")
     configs["yaml_not_a_mapping"].write_text("- just\n- a list\n")
     configs["yaml_syntax"].write_text("image_size: [32\n")
+    configs["yaml_wrong_type"].write_text("image_size: [32, 32]\n")
     return configs
 
 

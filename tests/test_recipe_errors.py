@@ -159,3 +159,29 @@ def test_overwrite_output_dir_skips_the_comparison_and_checks_still_run_before_w
 
 def test_output_arguments_default_refuses():
     assert OutputArguments().overwrite_output_dir is False
+
+
+# ----------------------------------------------------------------------------- the bad-input corpus: configs
+
+
+@pytest.fixture(scope="module")
+def configs(tmp_path_factory):
+    from tests.bad_corpus import write_configs
+
+    return write_configs(tmp_path_factory.mktemp("configs"))
+
+
+@pytest.mark.parametrize("case, message", [
+    ("unknown_yaml_key", "unknown_yaml_key.yaml: unknown argument(s) learning_rat"),
+    ("yaml_not_a_mapping", "yaml_not_a_mapping.yaml: expected a mapping of argument names to values"),
+    ("yaml_syntax", "yaml_syntax.yaml: not valid YAML (line 2, column 1: expected ',' or ']'"),
+    ("yaml_wrong_type", "yaml_wrong_type.yaml: image_size: expected a number, got [32, 32]"),
+    ("missing_config", "missing_config.yaml: no such file"),
+])
+@pytest.mark.parametrize("recipe", ["curriculum", "pretrain_mae"])
+def test_a_bad_config_file_stops_the_recipe_with_its_name_and_writes_nothing(recipe, case, message, configs, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as caught:
+        _recipe(recipe).main(["--config", str(configs[case]), "--output_dir", str(out)])
+    assert f"--config {configs[case].parent}/" in str(caught.value.code) and message in str(caught.value.code)
+    assert not out.exists()
