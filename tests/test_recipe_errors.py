@@ -275,3 +275,40 @@ def test_pretraining_reports_to_no_tracker_by_default():
     groups = (module.ModelArguments, module.DataArguments, module.PretrainingArguments)
     assert parse_args(groups, ["--output_dir", "x"])[2].report_to == "none"
     assert parse_args(groups, ["--config", str(PRETRAIN_MICRO), "--output_dir", "x"])[2].report_to == "none"
+
+
+# ----------------------------------------------------------------------------- the bad-input corpus: curriculum
+
+CURRICULUM_SMALL = ["--basic_source", "synthetic:basic:12", "--compound_source", "synthetic:compound:6",
+                    "--eval_source", "synthetic:all:7", "--stage_epochs", "1", "--compound_shares", "0",
+                    "--per_device_train_batch_size", "4"]
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--learning_rate=-0.1"], "--learning_rate -0.1: must be positive"),
+    (["--base_learning_rate=-1"], "--base_learning_rate -1: must be positive"),
+    (["--per_device_train_batch_size", "0"], "--per_device_train_batch_size 0: must be at least 1"),
+    (["--basic_source", "imagefolder:{sources}/only_bad"], "--basic_source imagefolder:{sources}/only_bad: no "
+                                                           "basic-expression rows to train on"),
+    (["--compound_source", "imagefolder:{sources}/only_bad"], "--compound_source imagefolder:{sources}/only_bad: no "
+                                                              "natural compound rows"),
+    (["--eval_source", "imagefolder:{sources}/only_bad"], "--eval_source imagefolder:{sources}/only_bad: no rows to "
+                                                          "evaluate on"),
+    (["--basic_source", "csv:{sources}/tables/malformed.csv"], "{sources}/tables/malformed.csv, line 3: 4 columns, "
+                                                               "but the header has 2"),
+    (["--basic_source", "imagefolder:{sources}/unknown_class"], "folder '{sources}/unknown_class/banana' is not an "
+                                                                "expression label"),
+    (["--basic_source", "csv:{sources}/tables/empty.csv"], "{sources}/tables/empty.csv, line 1: empty file"),
+])
+def test_curriculum_refuses_bad_data_and_options_naming_them_and_keeps_the_earlier_runs_files(
+        options, message, corpus, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "out"
+    before = _earlier_run(out)
+    sources = corpus.root / "sources"
+    monkeypatch.setattr(sys, "argv", ["recipes/curriculum.py"])
+    with pytest.raises(SystemExit) as caught:
+        run_main(_curriculum().main, ["--config", str(MICRO), "--output_dir", str(out), *CURRICULUM_SMALL,
+                                      *(option.format(sources=sources) for option in options)])
+    assert caught.value.code == 2
+    assert f"curriculum.py: error: {message.format(sources=sources)}" in capsys.readouterr().err
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
