@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import warnings
 
 import pytest
@@ -300,3 +302,60 @@ def test_push_of_a_bad_checkpoint_is_an_error_naming_the_file_and_changes_nothin
     assert main(["push", str(checkpoint), "cer-hf-tests/model", *(o.format(**paths) for o in options)]) == 2
     assert f"cer-hf push: error: " in (err := capsys.readouterr().err) and message.format(**paths) in err
     assert ({p.name: p.read_bytes() for p in checkpoint.iterdir()} if checkpoint.exists() else None) == before
+
+
+# ----------------------------------------------------------------------------- videos and frame folders
+
+
+def test_an_unreadable_frame_in_a_folder_is_named_counted_and_scored_as_a_frame_without_face(
+        corpus, tiny_model_dir, tmp_path, capsys):
+    folder = corpus.videos["frames_with_corrupt"]
+    out = tmp_path / "out"
+    assert main(["predict", str(tiny_model_dir), str(folder), "--faces-cropped", "--output", str(out),
+                 "--no-progress", "--smoothing", "none"]) == 0
+    captured = capsys.readouterr()
+    printed = captured.out + captured.err
+    assert f"{folder / '00002.png'}: cannot read image" in printed  # the warning names the file
+    assert "3 frames" in printed and "1 unreadable frame skipped" in printed
+    rows = list(csv.DictReader((out / "frames_with_corrupt.csv").open()))
+    assert [row["frame_name"] for row in rows] == ["00001.png", "00002.png", "00003.png"]
+    assert [row["face_found"] for row in rows] == ["1", "0", "1"]
+    summary = json.loads((out / "frames_with_corrupt.summary.json").read_text())
+    assert summary["unreadable_frames"] == ["00002.png"] and summary["frames"] == 3
+
+
+def test_evaluate_video_keeps_an_unreadable_frame_so_the_labels_still_line_up(corpus, tiny_model_dir, tmp_path,
+                                                                              capsys):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("0\n1\n2\n")
+    assert main(["evaluate-video", str(tiny_model_dir), "--videos", str(corpus.videos["frames_with_corrupt"]),
+                 "--labels", str(labels), "--faces-cropped", "--deltas", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "3 labelled frames of 3" in captured.out and "00002.png: cannot read image" in captured.out + captured.err
+
+
+def test_a_frame_folder_of_only_unreadable_images_is_an_error_naming_it(corpus, tiny_model_dir, tmp_path, capsys):
+    folder = tmp_path / "all_bad"
+    folder.mkdir()
+    for kind in UNREADABLE_IMAGES:
+        (folder / corpus.images[kind].name).write_bytes(corpus.images[kind].read_bytes())
+    assert main(["predict", str(tiny_model_dir), str(folder), "--faces-cropped", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert f"{folder}: cannot read video (none of its 5 frame images could be read" in err
+    assert "1 of 1 inputs failed" in err
+
+
+@pytest.mark.parametrize("case", ["zero_byte_video", "fake_video", "truncated_video", "empty_frame_folder"])
+def test_predict_names_a_video_it_cannot_read_and_writes_nothing_for_it(case, corpus, tiny_model_dir, tmp_path,
+                                                                        capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "earlier.csv").write_text("kept\n")
+    video = corpus.videos[case]
+    assert main(["predict", str(tiny_model_dir), str(video), str(corpus.good_video), "--output", str(out),
+                 "--faces-cropped", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert f"cer-hf predict: error: {video}: cannot read video" in err and "1 of 2 inputs failed" in err
+    assert sorted(path.name for path in out.iterdir()) == [
+        "abaw_predictions.txt", "earlier.csv", "good.csv", "good.summary.json"]
+    assert (out / "earlier.csv").read_text() == "kept\n"

@@ -90,8 +90,10 @@ def _run_cli(args: argparse.Namespace) -> int:
         results.append(result)
         summary = result.summary()
         top = max(summary["label_distribution"].items(), key=lambda item: item[1])[0] if result.num_frames else ""
+        skipped = len(result.unreadable_frames)
         print(f"{source}\t{summary['frames']} frames\tfaces {summary['faces_found_percent']}%\t"
-              f"most frequent: {top}\t{summary['fps_processed']} frames/s")
+              f"most frequent: {top}\t{summary['fps_processed']} frames/s"
+              + (f"\t{skipped} unreadable frame{'s' if skipped > 1 else ''} skipped (named above)" if skipped else ""))
         if output:
             video.write_frames_csv(result, output / f"{name}.csv")
             video.write_summary_json(result, output / f"{name}.summary.json")

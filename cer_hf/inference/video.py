@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import queue
 import threading
@@ -33,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 from cer_hf.inference.faces import Face, FaceDetector, crop_face, make_detector, select_face
-from cer_hf.image_io import IMAGE_EXTENSIONS, load_rgb_image
+from cer_hf.image_io import IMAGE_EXTENSIONS, BadImageError, load_rgb_image
 from cer_hf.inference.smoothing import (
     SMOOTHING_METHODS,
     argmax_labels,
@@ -43,6 +44,8 @@ from cer_hf.inference.smoothing import (
     majority_vote,
     smooth_scores,
 )
+
+logger = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"})
 
@@ -58,11 +61,15 @@ class BadVideoError(ValueError):
 
 @dataclass
 class Frame:
-    """One decoded frame: its index in the sequence, time in seconds (NaN if unknown), RGB pixels, file name."""
+    """One decoded frame: its index in the sequence, time in seconds (NaN if unknown), RGB pixels, file name.
+
+    `image` is None for a frame image of a folder that cannot be read: the frame keeps its place (and
+    its row in every output, so per-frame labels still line up) and is scored as a frame without a face.
+    """
 
     index: int
     timestamp: float
-    image: np.ndarray
+    image: np.ndarray | None
     name: str
 
 
@@ -143,14 +150,23 @@ def _upright(decoded) -> np.ndarray:
 
 
 def read_frame_folder(path: str | Path, frame_rate: float | None = None) -> Iterator[Frame]:
-    """The images of a folder as one frame sequence, in name order; timestamps are index / frame_rate (or NaN)."""
+    """The images of a folder as one frame sequence, in name order; timestamps are index / frame_rate (or NaN).
+
+    A frame image that cannot be read is logged (a warning naming the file) and yields a `Frame` whose
+    `image` is None.
+    """
     path = Path(path)
     files = sorted(p for p in path.iterdir() if p.is_file() and is_image_file(p))
     if not files:
         raise BadVideoError(str(path), "folder holds no image files")
     for index, file in enumerate(files):
         timestamp = index / frame_rate if frame_rate else math.nan
-        yield Frame(index, timestamp, np.asarray(load_rgb_image(file)), file.name)
+        try:
+            image = np.asarray(load_rgb_image(file))
+        except BadImageError as error:
+            logger.warning("%s; the frame is kept and scored as a frame without a face", error)
+            image = None
+        yield Frame(index, timestamp, image, file.name)
 
 
 def read_frames(source: str | Path, frame_rate: float | None = None) -> Iterator[Frame]:
@@ -219,7 +235,8 @@ class VideoPrediction:
     `probabilities` / `compound_scores` are the model's outputs with face-less frames interpolated
     (all NaN when the sequence has no face at all); `smoothed_scores` after the score filter (equal to
     `compound_scores` for `none` and `vote`); `raw_labels` / `labels` are compound indices before and after
-    smoothing (-1 = no prediction).
+    smoothing (-1 = no prediction). `unreadable_frames` names the frame images of a folder that could not be
+    read (kept as frames without a face).
     """
 
     name: str
@@ -237,6 +254,7 @@ class VideoPrediction:
     labels: np.ndarray
     smoothing: dict = field(default_factory=dict)
     seconds: float = math.nan
+    unreadable_frames: list[str] = field(default_factory=list)
 
     @property
     def num_frames(self) -> int:
@@ -261,6 +279,7 @@ class VideoPrediction:
             "raw_label_changes": count_label_changes(self.raw_labels),
             "seconds": round(self.seconds, 3),
             "fps_processed": round(self.num_frames / self.seconds, 2) if self.seconds > 0 else None,
+            "unreadable_frames": list(self.unreadable_frames),
         }
 
 
@@ -278,6 +297,9 @@ def _faces_and_crops(
     """Detect (every `detect_every`-th frame; the frames between reuse its box) and crop the chosen face."""
     face = None
     for position, frame in enumerate(frames):
+        if frame.image is None:  # unreadable: no pixels to detect in or crop
+            yield frame, None, None
+            continue
         if position % detect_every == 0:
             face = select_face(detector.detect(frame.image), frame.image.shape, face_selection)
         crop = Image.fromarray(np.ascontiguousarray(crop_face(frame.image, face, margin))) if face else None
@@ -318,6 +340,7 @@ def predict_frames(
     score_rows: list[tuple[int, np.ndarray, np.ndarray]] = []
     batch: list[Image.Image] = []
     batch_rows: list[int] = []
+    unreadable: list[str] = []
 
     def score_batch():
         probabilities, compound_scores = predictor.scores(batch)
@@ -330,6 +353,8 @@ def predict_frames(
     try:
         analysed = _faces_and_crops(frames, detector, face_selection, margin, detect_every)
         for frame, face, crop in _in_background(analysed, max_ahead=2 * predictor.batch_size):
+            if frame.image is None:
+                unreadable.append(frame.name)
             frame_names.append(frame.name)
             timestamps.append(frame.timestamp)
             boxes.append((face.x, face.y, face.width, face.height) if face else (-1, -1, -1, -1))
@@ -345,6 +370,9 @@ def predict_frames(
         bar.close()
 
     frames_seen = len(frame_names)
+    if frames_seen and len(unreadable) == frames_seen:
+        raise BadVideoError(source or name, f"none of its {frames_seen} frame images could be read, e.g. "
+                                            f"{', '.join(unreadable[:3])}")
     found = np.zeros(frames_seen, dtype=bool)
     probabilities = np.full((frames_seen, num_basics), np.nan)
     compound_scores = np.full((frames_seen, num_compounds), np.nan)
@@ -378,6 +406,7 @@ def predict_frames(
         labels=labels,
         smoothing=settings,
         seconds=time.perf_counter() - started,
+        unreadable_frames=unreadable,
     )
 
 
