@@ -359,3 +359,80 @@ def test_predict_names_a_video_it_cannot_read_and_writes_nothing_for_it(case, co
     assert sorted(path.name for path in out.iterdir()) == [
         "abaw_predictions.txt", "earlier.csv", "good.csv", "good.summary.json"]
     assert (out / "earlier.csv").read_text() == "kept\n"
+
+
+# ----------------------------------------------------------------------------- predict --output: nothing lost
+
+
+def _abaw_rows(out):
+    return (out / "abaw_predictions.txt").read_text().splitlines()
+
+
+def test_predict_output_keeps_the_abaw_rows_of_earlier_calls_and_replaces_a_rerun_sequence(corpus, tiny_model_dir,
+                                                                                         tmp_path):
+    """Issue 14 item a: a second call's abaw_predictions.txt held only its own sequences."""
+    import shutil
+
+    other = shutil.copy(corpus.good_video, tmp_path / "other.mp4")
+    out = tmp_path / "out"
+    common = ["--output", str(out), "--faces-cropped", "--no-progress"]
+    assert main(["predict", str(tiny_model_dir), str(corpus.good_video), *common]) == 0
+    first = _abaw_rows(out)
+    assert len(first) == 9 and first[1].startswith("good/00001.jpg,")
+    assert main(["predict", str(tiny_model_dir), str(other), *common]) == 0
+    assert _abaw_rows(out) == first + [row.replace("good/", "other/") for row in first[1:]]
+    assert main(["predict", str(tiny_model_dir), str(corpus.good_video), *common, "--smoothing", "none"]) == 0
+    rows = _abaw_rows(out)
+    assert len(rows) == 17 and [row.split("/")[0] for row in rows[1:]] == ["good"] * 8 + ["other"] * 8
+
+
+def test_predict_output_refuses_an_abaw_file_of_another_compound_set_and_leaves_it(corpus, tiny_model_dir, tmp_path,
+                                                                                    capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    foreign = "image_location,Happily_Disgusted,Sadly_Disgusted\nclip/00001.jpg,1\n"
+    (out / "abaw_predictions.txt").write_text(foreign)
+    assert main(["predict", str(tiny_model_dir), str(corpus.good_video), "--output", str(out), "--faces-cropped",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"{out / 'abaw_predictions.txt'}: its header names other compounds" in err
+    assert (out / "abaw_predictions.txt").read_text() == foreign
+
+
+def test_predict_output_merges_images_csv_by_image(corpus, tiny_model_dir, tmp_path):
+    out = tmp_path / "out"
+    common = ["--output", str(out), "--faces-cropped", "--no-progress"]
+    assert main(["predict", str(tiny_model_dir), str(corpus.good[0]), *common]) == 0
+    assert main(["predict", str(tiny_model_dir), str(corpus.good[1]), str(corpus.good[0]), *common]) == 0
+    rows = list(csv.DictReader((out / "images.csv").open()))
+    assert [row["frame_name"] for row in rows] == [str(corpus.good[0]), str(corpus.good[1])]
+    assert [row["frame"] for row in rows] == ["0", "1"]
+
+
+def test_predict_output_says_nothing_was_written_when_every_input_failed(corpus, tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["predict", str(tiny_model_dir), str(corpus.images["corrupt"]), str(corpus.videos["fake_video"]),
+                 "--output", str(out), "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert "wrote results" not in captured.out and f"nothing written to {out}" in captured.out
+    assert "2 of 2 inputs failed" in captured.err
+
+
+# ----------------------------------------------------------------------------- predict: images without a face
+
+
+def test_predict_table_marks_an_image_where_no_face_was_found(corpus, tiny_model_dir, capsys):
+    """Issue 14 item b: a confident label for an image without a face, and no hint."""
+    assert main(["predict", str(tiny_model_dir), str(corpus.good[0]), str(corpus.images["one_pixel"])]) == 0
+    captured = capsys.readouterr()
+    header, *rows = captured.out.strip().splitlines()
+    assert header.split("\t")[:3] == ["image", "compound", "face"]
+    assert [row.split("\t")[2] for row in rows] == ["none – whole image used"] * 2
+    assert "no face found in 2 of 2 images" in captured.err
+
+
+def test_predict_table_says_the_faces_were_given_with_faces_cropped(corpus, tiny_model_dir, capsys):
+    assert main(["predict", str(tiny_model_dir), str(corpus.good[0]), "--faces-cropped"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip().splitlines()[1].split("\t")[2] == "given (--faces-cropped)"
+    assert "no face found" not in captured.err
