@@ -2,7 +2,7 @@
 
 Launch (CPU demo, ~3 min; then any accelerate setup, 1 CPU ... N nodes x M GPUs):
 
-    PYTHONPATH=. accelerate launch --num_processes 1 --cpu recipes/curriculum.py \
+    PYTHONPATH=. accelerate launch --config_file accelerate_configs/cpu.yaml recipes/curriculum.py \
         --config recipes/configs/curriculum_micro_cpu.yaml --output_dir outputs/curriculum
     accelerate launch --multi_gpu --num_processes 8 recipes/curriculum.py \
         --config recipes/configs/curriculum_vit_base_224.yaml --model_name_or_path outputs/converted
