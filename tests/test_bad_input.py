@@ -436,3 +436,46 @@ def test_predict_table_says_the_faces_were_given_with_faces_cropped(corpus, tiny
     captured = capsys.readouterr()
     assert captured.out.strip().splitlines()[1].split("\t")[2] == "given (--faces-cropped)"
     assert "no face found" not in captured.err
+
+
+# ----------------------------------------------------------------------------- every image of the corpus
+
+
+@pytest.mark.parametrize("kind", UNREADABLE_IMAGES)
+def test_predict_names_each_unreadable_image_and_predicts_the_others(kind, corpus, tiny_model_dir, capsys):
+    bad = corpus.images[kind]
+    assert main(["predict", str(tiny_model_dir), str(corpus.good[0]), str(bad), "--faces-cropped"]) == 1
+    captured = capsys.readouterr()
+    assert f"{bad}: cannot read image" in captured.err and "1 of 2 inputs failed" in captured.err
+    assert [line.split("\t")[0] for line in captured.out.splitlines()[1:]] == [str(corpus.good[0])]
+
+
+@pytest.mark.parametrize("kind", CONVERTIBLE_IMAGES)
+def test_predict_converts_odd_modes_and_tiny_images(kind, corpus, tiny_model_dir, capsys):
+    assert main(["predict", str(tiny_model_dir), str(corpus.images[kind]), "--faces-cropped"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith(f"{corpus.images[kind]}\t")
+
+
+def test_evaluate_drops_and_names_the_unreadable_images_and_scores_the_rest(corpus, tiny_model_dir, tmp_path, capsys):
+    report = tmp_path / "metrics.json"
+    assert main(["evaluate", str(tiny_model_dir), corpus.sources["bad_images_in_folder"],
+                 "--output-json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "10 rows" in out and "skipped 5 (unreadable image)" in out
+    for kind in UNREADABLE_IMAGES:
+        assert corpus.images[kind].name in out, kind
+    assert json.loads(report.read_text())["num_basic"] == 10
+
+
+def test_evaluate_on_only_unreadable_images_says_so(corpus, tiny_model_dir, capsys):
+    assert main(["evaluate", str(tiny_model_dir), corpus.sources["only_unreadable_images"]]) == 2
+    err = capsys.readouterr().err
+    assert "no rows with a basic or compound label to evaluate on (unreadable images" in err
+
+
+def test_data_decode_lists_every_unreadable_image_of_the_corpus(corpus, capsys):
+    assert main(["data", corpus.sources["bad_images_in_folder"], "--decode", "100"]) == 1
+    captured = capsys.readouterr()
+    assert "decoded 10 of 15 images" in captured.out and "unreadable: 5 of 15 images" in captured.out
+    for kind in UNREADABLE_IMAGES:
+        assert f"{corpus.images[kind].name}: " in captured.out, kind

@@ -41,7 +41,8 @@ def load_evaluation_images(data: str, *, image_size: int, seed: int = 0, compoun
         logger.info(f"{data}: left out {sum(dropped.values())} rows ("
               + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())) + ")")
     if len(rows) == 0:
-        raise ValueError(f"{data}: no rows with a basic or compound label to evaluate on")
+        raise ValueError(f"{data}: no rows with a basic or compound label to evaluate on (unreadable images and "
+                         "left-out labels, if any, are listed above)")
     return rows
 
 
