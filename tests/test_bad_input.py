@@ -300,7 +300,7 @@ def test_push_of_a_bad_checkpoint_is_an_error_naming_the_file_and_changes_nothin
     paths["bad_json"].write_text("{oops")
     before = {p.name: p.read_bytes() for p in checkpoint.iterdir()} if checkpoint.exists() else None
     assert main(["push", str(checkpoint), "cer-hf-tests/model", *(o.format(**paths) for o in options)]) == 2
-    assert f"cer-hf push: error: " in (err := capsys.readouterr().err) and message.format(**paths) in err
+    assert "cer-hf push: error: " in (err := capsys.readouterr().err) and message.format(**paths) in err
     assert ({p.name: p.read_bytes() for p in checkpoint.iterdir()} if checkpoint.exists() else None) == before
 
 

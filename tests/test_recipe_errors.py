@@ -234,7 +234,7 @@ def test_pretraining_that_fails_on_its_data_keeps_the_earlier_runs_files(case, o
     with pytest.raises(SystemExit) as caught:
         run_main(_recipe("pretrain_mae").main, argv)
     assert caught.value.code == 2
-    assert f"pretrain_mae.py: error: " in (err := capsys.readouterr().err) and message in err
+    assert "pretrain_mae.py: error: " in (err := capsys.readouterr().err) and message in err
     assert {path.name: path.read_bytes() for path in out.iterdir()} == before
 
 
@@ -260,7 +260,7 @@ def test_pretraining_tracker_and_precision_are_checked_before_anything_is_writte
                                                                                    monkeypatch):
     import accelerate.tracking
 
-    monkeypatch.setattr(accelerate.tracking, "get_available_trackers", lambda: [])  # as in a default install
+    monkeypatch.setattr(accelerate.tracking, "get_available_trackers", list)  # as in a default install
     out = tmp_path / "out"
     with pytest.raises(SystemExit, match=re.escape(message)):
         _recipe("pretrain_mae").main(["--config", str(PRETRAIN_MICRO), "--output_dir", str(out), *options])
@@ -288,16 +288,16 @@ CURRICULUM_SMALL = ["--basic_source", "synthetic:basic:12", "--compound_source",
     (["--learning_rate=-0.1"], "--learning_rate -0.1: must be positive"),
     (["--base_learning_rate=-1"], "--base_learning_rate -1: must be positive"),
     (["--per_device_train_batch_size", "0"], "--per_device_train_batch_size 0: must be at least 1"),
-    (["--basic_source", "imagefolder:{sources}/only_bad"], "--basic_source imagefolder:{sources}/only_bad: no "
-                                                           "basic-expression rows to train on"),
-    (["--compound_source", "imagefolder:{sources}/only_bad"], "--compound_source imagefolder:{sources}/only_bad: no "
-                                                              "natural compound rows"),
-    (["--eval_source", "imagefolder:{sources}/only_bad"], "--eval_source imagefolder:{sources}/only_bad: no rows to "
-                                                          "evaluate on"),
-    (["--basic_source", "csv:{sources}/tables/malformed.csv"], "{sources}/tables/malformed.csv, line 3: 4 columns, "
-                                                               "but the header has 2"),
-    (["--basic_source", "imagefolder:{sources}/unknown_class"], "folder '{sources}/unknown_class/banana' is not an "
-                                                                "expression label"),
+    (["--basic_source", "imagefolder:{sources}/only_bad"],
+     "--basic_source imagefolder:{sources}/only_bad: no basic-expression rows to train on"),
+    (["--compound_source", "imagefolder:{sources}/only_bad"],
+     "--compound_source imagefolder:{sources}/only_bad: no natural compound rows"),
+    (["--eval_source", "imagefolder:{sources}/only_bad"],
+     "--eval_source imagefolder:{sources}/only_bad: no rows to evaluate on"),
+    (["--basic_source", "csv:{sources}/tables/malformed.csv"],
+     "{sources}/tables/malformed.csv, line 3: 4 columns, but the header has 2"),
+    (["--basic_source", "imagefolder:{sources}/unknown_class"],
+     "folder '{sources}/unknown_class/banana' is not an expression label"),
     (["--basic_source", "csv:{sources}/tables/empty.csv"], "{sources}/tables/empty.csv, line 1: empty file"),
 ])
 def test_curriculum_refuses_bad_data_and_options_naming_them_and_keeps_the_earlier_runs_files(
@@ -312,3 +312,13 @@ def test_curriculum_refuses_bad_data_and_options_naming_them_and_keeps_the_earli
     assert caught.value.code == 2
     assert f"curriculum.py: error: {message.format(sources=sources)}" in capsys.readouterr().err
     assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+
+
+@pytest.mark.slow  # a subprocess: ~20 s of imports on a busy 2-core machine
+def test_pretraining_data_error_on_the_command_line_is_one_line_and_exit_2(tmp_path):
+    run = subprocess.run([sys.executable, str(ROOT / "recipes" / "pretrain_mae.py"), "--config", str(PRETRAIN_MICRO),
+                          "--output_dir", str(tmp_path / "out"), "--sources", f"imagefolder:{tmp_path / 'none'}"],
+                         env=_env(), capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert f"pretrain_mae.py: error: imagefolder source '{tmp_path / 'none'}': not a folder" in run.stderr
+    assert "Traceback" not in run.stderr and not (tmp_path / "out" / "resolved_args.json").exists()
