@@ -89,7 +89,10 @@ def parse_args(dataclass_types, argv: list[str] | None = None) -> tuple:
         path = Path(config_path)
         if not path.is_file():
             raise SystemExit(f"--config {path}: no such file")
-        values = yaml.safe_load(path.read_text()) or {}
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as error:
+            raise SystemExit(f"--config {path}: not valid YAML ({_yaml_problem(error)})") from None
         if not isinstance(values, dict):
             raise SystemExit(f"--config {path}: expected a mapping of argument names to values")
         check_renamed(values, where=f"--config {path}: ")
@@ -102,7 +105,32 @@ def parse_args(dataclass_types, argv: list[str] | None = None) -> tuple:
         for action in parser._actions:
             if action.dest in values:
                 action.required = False
+                _check_yaml_value(action, values[action.dest], path)
     return parser.parse_args_into_dataclasses(args=argv)
+
+
+def _yaml_problem(error: Exception) -> str:
+    """Where and what: "line 2, column 1: expected ',' or ']', but got '<stream end>'"."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error)
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else problem
+
+
+def _check_yaml_value(action, value, path: Path) -> None:
+    """A YAML number option must hold a number (or a list of numbers where it takes several).
+
+    argparse converts and checks string defaults, but a YAML list or mapping would reach the run as is
+    and fail far from the config file (e.g. `image_size: [32, 32]` in the model's shapes).
+    """
+    if action.type not in (int, float) or value is None or isinstance(value, str):
+        return
+    takes_several = action.nargs in ("+", "*") or isinstance(action.nargs, int)
+    items = value if takes_several and isinstance(value, list) else [value]
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, (int, float)) or (
+                action.type is int and not float(item).is_integer()):
+            wanted = "a list of numbers" if takes_several else "a number"
+            raise SystemExit(f"--config {path}: {action.dest}: expected {wanted}, got {value!r}")
 
 
 @dataclasses.dataclass

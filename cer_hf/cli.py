@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     log_to_stdout()
     try:
         result = args.func(args)
-    except (ValueError, FileNotFoundError, ImportError) as error:  # ImportError: a missing optional extra
+    # ImportError: a missing optional extra; OSError: a file or folder that cannot be read or written, a model
+    # that cannot be fetched (the messages name the path or the repo).
+    except (ValueError, OSError, ImportError) as error:
         print(f"cer-hf {args.command}: error: {error}", file=sys.stderr)
         return 2
     return int(result or 0)

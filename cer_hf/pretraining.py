@@ -31,6 +31,10 @@ class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; training stopped before the bad update was applied."""
 
 
+class EmptyStreamError(ValueError):
+    """A pass over the data yielded no usable image (every file skipped, or no file at all): a data error."""
+
+
 # ----------------------------------------------------------------------------- optimisation
 
 
@@ -152,6 +156,8 @@ def epoch_batches(stream, make_loader, *, epoch: int = 0, skip_batches: int = 0,
     filled, first batches decoded), so the boundary does not wait for the refill. The cost: a second set
     of workers (idle once primed) and of shuffle buffers.
 
+    A pass without a single batch raises `EmptyStreamError` (a `ValueError`: the data, not the code).
+
     All ways give the same batches. Resuming replays the epoch's first `skip_batches` batches and drops
     them: the shuffled order is a pure function of (seed, epoch, rank, workers), so this lands on exactly the
     next unseen batch (the cost: re-reading that part of the epoch, without any model compute).
@@ -175,7 +181,9 @@ def epoch_batches(stream, make_loader, *, epoch: int = 0, skip_batches: int = 0,
             if index >= skip_batches:
                 yield epoch, index, batch
         if index < 0:
-            raise RuntimeError(f"epoch {epoch} of the stream yielded no usable image on this rank")
+            raise EmptyStreamError(
+                f"epoch {epoch} of the stream yielded no usable image on this rank: every image was skipped (each "
+                "skipped file is named above) or the sources hold none; check --sources")
         if index < skip_batches - 1:
             raise RuntimeError(
                 f"cannot resume: the checkpoint says {skip_batches} batches of epoch {epoch} were consumed, "

@@ -2,7 +2,7 @@
 
 Launch (CPU demo, ~3 min; then any accelerate setup, 1 CPU ... N nodes x M GPUs):
 
-    PYTHONPATH=. accelerate launch --num_processes 1 --cpu recipes/curriculum.py \
+    PYTHONPATH=. accelerate launch --config_file accelerate_configs/cpu.yaml recipes/curriculum.py \
         --config recipes/configs/curriculum_micro_cpu.yaml --output_dir outputs/curriculum
     accelerate launch --multi_gpu --num_processes 8 recipes/curriculum.py \
         --config recipes/configs/curriculum_vit_base_224.yaml --model_name_or_path outputs/converted
@@ -26,6 +26,7 @@ from cer_hf.curriculum.build import (
     DataArguments,
     build_curriculum_trainer,
     build_schedule,
+    check_optimiser_options,
     effective_batch_size,
     finish_run,
     training_overrides,
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> dict:
         (ModelArguments, DataArguments, CurriculumArguments, TrainingArguments, OutputArguments), argv
     )
     schedule = build_schedule(curriculum_args)
+    check_optimiser_options(training_args, curriculum_args)
 
     # What the curriculum sets in TrainingArguments (schedule length, columns, lr rule), applied here in view.
     push_to_hub = bool(training_args.push_to_hub)

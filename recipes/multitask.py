@@ -4,7 +4,7 @@ Single-task or joint (λ per task; a task with λ = 0 is not trained), optional 
 from frozen single-task checkpoints, optional temporal module over frame windows. Defaults train
 on the embedded synthetic faces, so it runs anywhere with no data:
 
-    accelerate launch --num_processes 1 --cpu recipes/multitask.py --config recipes/configs/multitask_tiny.yaml
+    accelerate launch --config_file accelerate_configs/cpu.yaml recipes/multitask.py --config recipes/configs/multitask_tiny.yaml
     python recipes/multitask.py --config recipes/configs/multitask_tiny.yaml --lambda_expr 0 --lambda_va 0  # AU only
     python recipes/multitask.py --config recipes/configs/multitask_temporal_tiny.yaml  # LSTM over synthetic videos
     python recipes/multitask.py --train_source affwild2-mtl:/data/affwild2 --eval_source affwild2-mtl:/data/affwild2:val \

@@ -29,13 +29,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import accelerate.tracking
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, gather_object, set_seed
+from accelerate.utils import DataLoaderConfiguration, LoggerType, gather_object, set_seed
 from tqdm.auto import tqdm
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
-from cer_hf.arguments import parse_args, save_args, stop_with_launcher
+from cer_hf.arguments import log_to_stdout, parse_args, run_main, save_args
 from cer_hf.data.streams import FaceStream, collate_faces, pretraining_stream, single_threaded_worker
 from cer_hf.data.transforms import MAETrainTransform, normalize_pixels
 from cer_hf.hub.loading import UnsafeWeightsError, check_safe_weights, list_model_files
@@ -116,7 +117,8 @@ class PretrainingArguments:
     save_total_limit: int = 3
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "a checkpoint folder or 'latest'"})
     logging_steps: int = 10
-    report_to: str = field(default="tensorboard", metadata={"help": "tensorboard|none"})
+    report_to: str = field(default="none", metadata={
+        "help": "none (metrics.jsonl only) or an accelerate tracker such as tensorboard (pip install tensorboard)"})
     push_to_hub: bool = False
     hub_model_id: str | None = None
     hub_private: bool = False
@@ -127,10 +129,16 @@ def decoder_overrides(model_args: ModelArguments) -> dict:
     return {name: getattr(model_args, name) for name in DECODER_FIELDS if getattr(model_args, name) is not None}
 
 
-def check_args(model_args: ModelArguments, train_args: PretrainingArguments) -> None:
+def check_args(model_args: ModelArguments, train_args: PretrainingArguments, data_args: DataArguments | None = None,
+               ) -> None:
     """Refuse options that would train something else than asked, before any data or model is loaded."""
     if not train_args.output_dir:
         raise SystemExit("--output_dir is required")
+    check_tracking(train_args)
+    if data_args is not None and data_args.source_probabilities is not None and (
+            len(data_args.source_probabilities) != len(data_args.sources)):
+        raise SystemExit(f"--source_probabilities has {len(data_args.source_probabilities)} values but --sources has "
+                         f"{len(data_args.sources)} ({' '.join(data_args.sources)}): give one per source")
     if not 0.0 < model_args.mask_ratio < 1.0:
         raise SystemExit(f"--mask_ratio {model_args.mask_ratio:g}: must be between 0 and 1 (exclusive); "
                          "the MAE paper masks 0.75 of the patches")
@@ -161,9 +169,30 @@ def check_args(model_args: ModelArguments, train_args: PretrainingArguments) -> 
             raise SystemExit(f"--model_name_or_path {path}: no such folder, and not a Hub repo id ({error})") from None
 
 
+def check_tracking(train_args: PretrainingArguments) -> None:
+    """`--report_to` must name an installed accelerate tracker (or none); `--mixed_precision` one accelerate knows.
+
+    Accelerate only warns about a tracker whose package is missing and logs nothing to it: tensorboard
+    is not part of the default install, so asking for it without it is an error saying how to get it.
+    """
+    precisions = ("no", "fp16", "bf16", "fp8")
+    if train_args.mixed_precision not in precisions:
+        raise SystemExit(f"--mixed_precision {train_args.mixed_precision}: one of {', '.join(precisions)}")
+    tracker = train_args.report_to
+    if tracker == "none":
+        return
+    known = [kind.value for kind in LoggerType]
+    if tracker not in known:
+        raise SystemExit(f"--report_to {tracker}: one of none, {', '.join(known)}")
+    if tracker != "all" and LoggerType(tracker) not in accelerate.tracking.get_available_trackers():
+        raise SystemExit(f"--report_to {tracker}: {tracker} is not installed (pip install {tracker}); or pass "
+                         "--report_to none (metrics.jsonl is written either way)")
+
+
 def main(argv=None):
+    log_to_stdout()  # the toolkit's warnings (each skipped image, by file) and progress lines
     model_args, data_args, train_args = parse_args((ModelArguments, DataArguments, PretrainingArguments), argv)
-    check_args(model_args, train_args)
+    check_args(model_args, train_args, data_args)
 
     # Accelerator: precision and trackers. Batches are never dispatched from rank 0 (see module docstring).
     accelerator = Accelerator(
@@ -194,8 +223,6 @@ def main(argv=None):
             )
         except ValueError as error:
             raise SystemExit(str(error)) from None
-    if accelerator.is_main_process:  # only once every option passed its checks
-        save_args((model_args, data_args, train_args), train_args.output_dir)
     set_seed(train_args.seed)
 
     # Model: ViTMAEForPreTraining from a preset (75% masking, norm-pix loss) or a checkpoint (safetensors only).
@@ -289,6 +316,7 @@ def main(argv=None):
         window_first_step = state.window_start
     run_start, run_images, last_loss = time.perf_counter(), 0, float("nan")
     dtype = torch.float32
+    args_saved = False
     while state.step < train_args.max_steps:
         lr = lr_at_step(
             state.step, peak_lr=peak_lr, total_steps=train_args.max_steps,
@@ -298,6 +326,10 @@ def main(argv=None):
         step_loss = torch.zeros((), device=accelerator.device)
         for micro in range(train_args.gradient_accumulation_steps):
             epoch, index, batch = next(batches)
+            if not args_saved:  # once the data flows: a run that fails on its sources or options leaves the
+                if accelerator.is_main_process:  # output_dir of an earlier run as it was
+                    save_args((model_args, data_args, train_args), train_args.output_dir)
+                args_saved = True
             state.consumed(epoch, index, batch)
             if keys_log:
                 keys_log.writelines(f"{state.step}\t{key}\n" for key in batch["keys"])
@@ -399,5 +431,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    stop_with_launcher()  # under `accelerate launch` or torchrun: end with the launcher, which forwards no signal
-    main()
+    run_main(main)  # data and option errors: "error: ..." and exit 2, no traceback; ends with its launcher

@@ -4,7 +4,7 @@ A teacher trained on a few class-balanced labelled faces labels a stream of unla
 students train on the confident pseudo-labels plus the labelled data and become the next
 teacher. Defaults use the embedded synthetic faces (few labels, many unlabelled):
 
-    accelerate launch --num_processes 1 --cpu recipes/pseudo_label.py --config recipes/configs/pseudo_label_tiny.yaml
+    accelerate launch --config_file accelerate_configs/cpu.yaml recipes/pseudo_label.py --config recipes/configs/pseudo_label_tiny.yaml
     python recipes/pseudo_label.py --config recipes/configs/pseudo_label_tiny.yaml --flexmatch true --feedback true
 
 The loop runs in one process (on the accelerator's device); a multi-process launch is refused.

@@ -5,6 +5,7 @@ datasets), so it runs with `--run-slow`.
 """
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,3 +23,15 @@ def test_gpu_check_smoke_runs_every_section_on_cpu():
     for expected in ("MFU (model only / end to end)", "channels_last", "curriculum fine-tune step",
                      "video pipeline (faces cropped, gaussian smoothing)", "3 skipped"):
         assert expected in out, expected
+
+
+@pytest.mark.slow
+def test_bad_input_corpus_script_counts_the_push_cases(tmp_path):
+    """The counting script on one entry point (nine subprocesses, about 2 minutes): a table and the totals."""
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bad_input_corpus.py"), "--work",
+                             str(tmp_path / "work"), "--only", "cer-hf push"], capture_output=True, text=True,
+                            timeout=900, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "| cer-hf push | pickled_weights | clean error | 2 |" in result.stdout
+    assert result.stdout.strip().endswith("tried 9; tracebacks 0; unclear 0; lost 0; skipped+named 0; clean error 9; "
+                                          "handled 0")

@@ -99,7 +99,7 @@ def test_accelerate_launch_from_a_converted_checkpoint_then_cer_hf_evaluate(tmp_
 def test_cer_hf_evaluate_reports_a_missing_model(tmp_path):
     result = subprocess.run([sys.executable, "-m", "cer_hf", "evaluate", str(tmp_path / "nope"),
                              "synthetic:compound:7"], env=_env(), capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and "no config.json" in result.stderr
+    assert result.returncode == 2 and "nope: no such checkpoint folder" in result.stderr
 
 
 def test_push_to_hub_publishes_the_output_dir_with_its_metrics(tmp_path, monkeypatch):

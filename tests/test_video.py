@@ -180,8 +180,8 @@ def test_cli_images_without_output_print_the_table(tiny_model_dir, videos, capsy
 
     assert main(["predict", str(tiny_model_dir), str(videos["single_face.jpg"])]) == 0
     header, row = capsys.readouterr().out.strip().splitlines()
-    assert header.split("\t") == ["image", "compound", *ABAW7]
-    assert row.split("\t")[1] in ABAW7
+    assert header.split("\t") == ["image", "compound", "face", *ABAW7]
+    assert row.split("\t")[1] in ABAW7 and row.split("\t")[2] == "detected"  # the Haar cascade found the face
 
 
 def test_cli_plot_writes_a_png(tiny_model_dir, videos, tmp_path):

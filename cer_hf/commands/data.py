@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections import Counter
+from contextlib import contextmanager
 from typing import Any
 
 import datasets
 import yaml
 
-from cer_hf.data.labelled import load_labelled_source
-from cer_hf.data.readers import filter_targets
+from cer_hf.data.labelled import load_labelled_source, reader_options
+from cer_hf.data.readers import FilterReport, ReadReport, filter_targets
 from cer_hf.image_io import BadImageError, load_rgb_image
 
 
@@ -39,12 +41,37 @@ def register_cli(subparsers) -> None:
     parser.set_defaults(func=_run_cli)
 
 
+@contextmanager
+def _reports_printed_here():
+    """Hide the library's log lines of the reports this command prints itself (else each shows twice)."""
+
+    class NotAReport(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            args = record.args if isinstance(record.args, tuple) else ()
+            return not any(isinstance(arg, (ReadReport, FilterReport)) for arg in args)
+
+    handlers, hide = logging.getLogger("cer_hf").handlers, NotAReport()
+    for handler in handlers:
+        handler.addFilter(hide)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(hide)
+
+
 def _run_cli(args) -> int:
     if args.decode < 0:
         raise ValueError(f"--decode takes a number of images >= 0, got {args.decode}")
     options = dict(_parse_option(text) for text in args.option)
+    known = reader_options(args.spec)
+    for key in options:
+        if known and key not in known:
+            raise ValueError(f"--option {key}: not an option of the {args.spec.partition(':')[0]} reader; it takes "
+                             f"{', '.join(known)}")
     options["return_report"] = True
-    dataset, report = load_labelled_source(args.spec, **options)
+    with _reports_printed_here():
+        dataset, report = load_labelled_source(args.spec, **options)
     print(report)
     if len(dataset) == 0:
         raise ValueError(f"{args.spec}: the source has no rows (0 rows); check the path, the split and the "
@@ -54,7 +81,8 @@ def _run_cli(args) -> int:
     for label, count in sorted(counts.items(), key=lambda item: (-item[1], str(item[0]))):
         print(f"  {label if label is not None else '<missing>'}\t{count}")
     if args.filter_targets:
-        _, filtered = filter_targets(dataset)
+        with _reports_printed_here():
+            _, filtered = filter_targets(dataset)
         print(filtered)
     if args.decode:
         return _check_decoding(dataset, args.decode)

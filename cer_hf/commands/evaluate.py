@@ -9,10 +9,15 @@ import argparse
 import json
 from pathlib import Path
 
+from cer_hf.commands.checks import check_batch_size, check_output_file
 from cer_hf.evaluation.images import evaluate_model, format_table, save_confusion_png
 
 
 def run_cli(args) -> int:
+    """Evaluate, print the table, write the JSON and the confusion PNG; options are checked first."""
+    check_batch_size(args.batch_size)
+    check_output_file(args.output_json, "--output-json")
+    check_output_file(args.confusion_png, "--confusion-png")
     results = evaluate_model(args.model, args.data, batch_size=args.batch_size, seed=args.seed)
     print(format_table(results))
     if args.output_json:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from cer_hf.commands.checks import check_batch_size, check_device, check_output_file
 from cer_hf.evaluation.videos import evaluate_videos
 from cer_hf.inference.predictor import CompoundExpressionPredictor, set_cpu_threads
 
@@ -32,6 +33,13 @@ def register_cli(subparsers) -> None:
 
 
 def _run_evaluate_cli(args) -> int:
+    check_batch_size(args.batch_size)
+    check_device(args.device)
+    check_output_file(args.output, "--output")
+    if min(args.deltas) < 0:
+        raise ValueError(f"--deltas must be >= 0 frames, got {min(args.deltas)}")
+    if args.sigma is not None and not args.sigma > 0:
+        raise ValueError(f"--sigma must be positive, got {args.sigma:g}")
     predictor = CompoundExpressionPredictor.from_pretrained(
         args.model, revision=args.revision, device=args.device, batch_size=args.batch_size, dtype=args.dtype
     )
@@ -47,6 +55,7 @@ def _run_evaluate_cli(args) -> int:
     best = report["best"]
     print(f"best: {best['method']} delta={best['delta']} macro_f1={best['macro_f1']:.4f}")
     if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
     return 0
 

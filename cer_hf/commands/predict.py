@@ -9,11 +9,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from cer_hf.commands.checks import check_batch_size, check_device, check_output_folder
 from cer_hf.image_io import load_rgb_image
 from cer_hf.inference import video
 from cer_hf.inference.faces import FaceDetector, face_or_whole_image, make_detector
 from cer_hf.inference.predictor import CompoundExpressionPredictor, set_cpu_threads
 from cer_hf.inference.smoothing import SMOOTHING_METHODS
+
+ABAW_FILE = "abaw_predictions.txt"
+NO_FACE = "none – whole image used"
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -89,12 +93,15 @@ def _run_cli(args: argparse.Namespace) -> int:
     predictor, detector = load_pipeline(args)
     output = Path(args.output) if args.output else None
     if output:
+        # An ABAW file of another model is refused now, not after every sequence ran.
+        video.read_abaw_rows(output / ABAW_FILE, predictor.model.config.compound_names)
         output.mkdir(parents=True, exist_ok=True)
     failures: list[str] = []
+    written = False
     options = dict(face_selection=args.face_selection, margin=args.margin, detect_every=args.detect_every)
 
     if images:
-        _predict_images(predictor, images, detector, options, output, failures)
+        written = _predict_images(predictor, images, detector, options, output, failures, args.faces_cropped)
 
     results, used_names = [], set()
     for source in sequences:
@@ -112,17 +119,20 @@ def _run_cli(args: argparse.Namespace) -> int:
         results.append(result)
         summary = result.summary()
         top = max(summary["label_distribution"].items(), key=lambda item: item[1])[0] if result.num_frames else ""
+        skipped = len(result.unreadable_frames)
         print(f"{source}\t{summary['frames']} frames\tfaces {summary['faces_found_percent']}%\t"
-              f"most frequent: {top}\t{summary['fps_processed']} frames/s")
+              f"most frequent: {top}\t{summary['fps_processed']} frames/s"
+              + (f"\t{skipped} unreadable frame{'s' if skipped > 1 else ''} skipped (named above)" if skipped else ""))
         if output:
             video.write_frames_csv(result, output / f"{name}.csv")
             video.write_summary_json(result, output / f"{name}.summary.json")
             if args.plot:
                 video.plot_timeline(result, output / f"{name}.timeline.png")
-    if output and results:
-        video.write_abaw_predictions(results, output / "abaw_predictions.txt")
+            written = True
+    if output and results:  # merged by sequence: earlier calls' sequences stay, a re-run one is replaced
+        video.merge_abaw_predictions(results, output / ABAW_FILE)
     if output:
-        print(f"wrote results to {output}")
+        print(f"wrote results to {output}" if written else f"nothing written to {output} (every input failed)")
     if failures:
         print(f"cer-hf predict: {len(failures)} of {len(args.inputs)} inputs failed:", file=sys.stderr)
         for failure in failures:
@@ -134,6 +144,9 @@ def _run_cli(args: argparse.Namespace) -> int:
 def _check_options(args: argparse.Namespace) -> None:
     """Reject bad option values before any model is loaded or input read."""
     check_pipeline_options(args)
+    check_batch_size(args.batch_size)
+    check_device(args.device)
+    check_output_folder(args.output)
     if args.plot:
         if not args.output:
             raise ValueError("--plot writes PNG files into --output: give --output DIR")
@@ -151,8 +164,20 @@ def _unique_name(name: str, used: set[str]) -> str:
     return candidate
 
 
-def _predict_images(predictor, images, detector, options, output, failures) -> None:
-    """Still images: crop the detected face (the whole image when none is found) and score them in one go."""
+def _face_note(face, faces_cropped: bool) -> str:
+    """The table's `face` cell: whether the scores are of a detected face, a given crop or the whole image."""
+    if faces_cropped:
+        return "given (--faces-cropped)"
+    return "detected" if face else NO_FACE
+
+
+def _predict_images(predictor, images, detector, options, output, failures, faces_cropped: bool) -> bool:
+    """Still images: crop the detected face (the whole image when none is found) and score them in one go.
+
+    The table's `face` column (and images.csv's face_found) says where no face was found and the whole
+    image was scored; a note on stderr counts them. With `output`, rows are merged into images.csv by
+    image (earlier calls' rows stay). Returns whether anything was written.
+    """
     frames, crops = [], []
     for index, path in enumerate(images):
         try:
@@ -165,15 +190,21 @@ def _predict_images(predictor, images, detector, options, output, failures) -> N
         frames.append((path, face))
         crops.append(Image.fromarray(crop))
     if not frames:
-        return
+        return False
     probabilities, compound_scores = predictor.scores(crops)
     config = predictor.model.config
     names = list(config.compound_names)
+    faceless = sum(face is None for _, face in frames)
+    if faceless and not faces_cropped:
+        print(f"cer-hf predict: note: no face found in {faceless} of {len(frames)} images: the whole image was "
+              f"scored ('{NO_FACE}' in the face column); pass --faces-cropped if they are face crops already, or "
+              "raise --detect-width for small faces", file=sys.stderr)
     if output is None:
-        print("\t".join(["image", "compound", *names]))
-        for (path, _), scores in zip(frames, compound_scores):
-            print("\t".join([path, names[int(np.argmax(scores))], *[f"{s:.4f}" for s in scores]]))
-        return
+        print("\t".join(["image", "compound", "face", *names]))
+        for (path, face), scores in zip(frames, compound_scores):
+            print("\t".join([path, names[int(np.argmax(scores))], _face_note(face, faces_cropped),
+                             *[f"{s:.4f}" for s in scores]]))
+        return False
     labels = compound_scores.argmax(axis=1)
     result = video.VideoPrediction(
         name="images", source="", basic_labels=list(config.basic_labels), compound_names=names,
@@ -183,5 +214,6 @@ def _predict_images(predictor, images, detector, options, output, failures) -> N
         compound_scores=compound_scores, smoothed_scores=compound_scores, raw_labels=labels, labels=labels,
         smoothing={"method": "none"},
     )
-    video.write_frames_csv(result, output / "images.csv")
+    video.write_frames_csv(result, output / "images.csv", merge=True)
+    return True
 

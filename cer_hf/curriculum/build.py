@@ -3,6 +3,7 @@
 `recipes/curriculum.py` reads top to bottom with these calls:
 
     schedule = build_schedule(curriculum_args)                        # validated before anything loads
+    check_optimiser_options(training_args, curriculum_args)          # lr > 0, batch >= 1
     overrides = training_overrides(training_args, curriculum_args, schedule)
     for name, value in overrides.items(): setattr(training_args, name, value)   # printed by the recipe
     run = build_curriculum_trainer(model_args, data_args, curriculum_args, training_args, schedule)
@@ -37,6 +38,7 @@ from cer_hf.taxonomy import NON_TARGET_LABELS
 
 logger = logging.getLogger(__name__)
 LOSSES = ("bce", "bmc")
+_LEFT_OUT = "unreadable images and left-out labels, if any, are listed above"
 
 
 @dataclass
@@ -105,6 +107,21 @@ def build_schedule(options: CurriculumArguments) -> CurriculumSchedule:
     return CurriculumSchedule(options.stage_epochs, options.compound_shares, options.curriculum_mode)
 
 
+def check_optimiser_options(training_args, options: CurriculumArguments) -> None:
+    """Refuse a learning rate that is not positive and an empty batch, naming the option, before anything loads.
+
+    (torch's AdamW would refuse a negative lr only once the model and the data were loaded, without
+    naming the option; a zero lr trains nothing.)
+    """
+    if not training_args.learning_rate > 0:  # also catches NaN
+        raise ValueError(f"--learning_rate {training_args.learning_rate:g}: must be positive")
+    if options.base_learning_rate is not None and not options.base_learning_rate > 0:
+        raise ValueError(f"--base_learning_rate {options.base_learning_rate:g}: must be positive")
+    for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        if getattr(training_args, name) < 1:
+            raise ValueError(f"--{name} {getattr(training_args, name)}: must be at least 1")
+
+
 def training_overrides(training_args, options: CurriculumArguments, schedule: CurriculumSchedule) -> dict:
     """The `TrainingArguments` values a curriculum run needs, for the recipe to apply (and print).
 
@@ -154,6 +171,9 @@ def build_curriculum_trainer(model_args: ModelArguments, data_args: DataArgument
     basic_rows, dropped = keep_targets(load_labelled(data_args.basic_source, image_size=size, seed=training_args.seed),
                                        drop=drop)
     basic_rows, natural_in_basic = split_by_kind(basic_rows, label_space)
+    if len(basic_rows) == 0:
+        raise ValueError(f"--basic_source {data_args.basic_source}: no basic-expression rows to train on "
+                         f"({_LEFT_OUT})")
     logger.info(f"[data] {data_args.basic_source}: {len(basic_rows)} basic rows; dropped {sum(dropped.values())} "
                 f"({', '.join(f'{k} {v}' for k, v in sorted(dropped.items())) or 'none'})")
     natural = natural_in_basic if len(natural_in_basic) else None
@@ -161,6 +181,8 @@ def build_curriculum_trainer(model_args: ModelArguments, data_args: DataArgument
         compound_rows, dropped = keep_targets(
             load_labelled(data_args.compound_source, image_size=size, seed=training_args.seed + 1), drop=drop)
         _, natural = split_by_kind(compound_rows, label_space)
+        if len(natural) == 0:
+            raise ValueError(f"--compound_source {data_args.compound_source}: no natural compound rows ({_LEFT_OUT})")
         logger.info(f"[data] {data_args.compound_source}: {len(natural)} natural compound rows; dropped "
                     f"{sum(dropped.values())}")
     train_dataset = CurriculumDataset(
@@ -175,6 +197,8 @@ def build_curriculum_trainer(model_args: ModelArguments, data_args: DataArgument
         eval_rows, _ = keep_targets(load_labelled(data_args.eval_source, image_size=size, seed=data_args.eval_seed),
                                     drop=drop)
         eval_rows, other = keep_evaluated(eval_rows, model.config.compound_set, label_space)
+        if len(eval_rows) == 0:
+            raise ValueError(f"--eval_source {data_args.eval_source}: no rows to evaluate on ({_LEFT_OUT})")
         eval_dataset = LabelledImageDataset(eval_rows, image_size=size, label_space=label_space)
         logger.info(f"[data] {data_args.eval_source}: {len(eval_dataset)} evaluation rows"
                     + (f"; dropped {sum(other.values())} compounds outside {model.config.compound_set}" if other else ""))

@@ -14,6 +14,7 @@ read labelled data through this module, with the one `synthetic:` grammar of `pa
 
 from __future__ import annotations
 
+import inspect
 from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -27,6 +28,7 @@ from cer_hf.data.readers import (
     affwild2,
     drop_unreadable_images,
     filter_targets,
+    normalise_dataset,
     read_affectnet,
     read_fer2013,
     read_hub,
@@ -137,6 +139,29 @@ SOURCE_SCHEMES: dict[str, tuple[Callable, str]] = {
     "affwild2-expr": (_affwild2("affwild2-expr"), "affwild2-expr:/root[:train|validation]"),
     "affwild2-mtl": (_affwild2("affwild2-mtl"), "affwild2-mtl:/root[:train|validation]"),
 }
+
+
+# The functions whose keyword options each scheme's loader passes on (for `reader_options`).
+SCHEME_READERS: dict[str, tuple[Callable, ...]] = {
+    "synthetic": (synthetic_dataset,), "imagefolder": (read_image_folder,), "csv": (read_table,),
+    "json": (read_table,), "jsonl": (read_table,), "parquet": (read_parquet, normalise_dataset),
+    "hub": (read_hub, normalise_dataset), "rafdb-basic": (read_rafdb_basic,), "rafdb-compound": (read_rafdb_compound,),
+    "affectnet": (read_affectnet,), "fer2013": (read_fer2013,), "cexprdb": (affwild2.read_cexprdb,),
+    "affwild2-expr": (affwild2.read_affwild2_expr,), "affwild2-mtl": (affwild2.read_affwild2_mtl,),
+}
+# Options the spec itself sets (the synthetic kind, count and style; a split suffix) or the loader handles.
+_SPEC_OPTIONS = {"num_samples", "kind", "style", "source", "return_report"}
+
+
+def reader_options(spec: str) -> list[str]:
+    """The keyword options `load_labelled_source(spec, **options)` passes to the reader of `spec`'s scheme."""
+    scheme = spec.partition(":")[0]
+    names = set()
+    for reader in SCHEME_READERS.get(scheme, ()):
+        for parameter in inspect.signature(reader).parameters.values():
+            if parameter.default is not parameter.empty:
+                names.add(parameter.name)
+    return sorted(names - _SPEC_OPTIONS)
 
 
 def load_labelled_source(spec: str, **options):

@@ -325,6 +325,8 @@ class FaceStream(torch.utils.data.IterableDataset):
     """A rank's stream, decoded and augmented in DataLoader workers; bad images are skipped and counted.
 
     Yields {"pixel_values": uint8 (3, S, S), "key": str, "counts": {"skipped:<reason>" | "converted:<mode>": n}}.
+    Each skipped file is logged by key (its path within the source) with the reason, as a warning in
+    epoch 0 and at debug level in later epochs.
     The counts of the images dropped or converted since the previous yielded sample travel with the
     next one (the last sample of a worker carries the tail), so `collate_faces` can sum them per batch
     and nothing is lost between worker processes and the training loop.
@@ -360,7 +362,8 @@ class FaceStream(torch.utils.data.IterableDataset):
                 pixels, converted_from = self.transform(row["image"], key=row["key"], epoch=epoch)
             except SkipImage as skip:
                 pending[f"skipped:{skip.reason}"] += 1
-                logger.debug("%s", skip)
+                # Named once, in the first pass; later passes only count it (a bad file is met every epoch).
+                (logger.warning if epoch == 0 else logger.debug)("%s", skip)
                 continue
             if converted_from:
                 pending[f"converted:{converted_from}"] += 1

@@ -19,7 +19,7 @@ from transformers import AutoImageProcessor
 
 from cer_hf.data.labelled import LabelledImageDataset, keep_evaluated, keep_targets, load_labelled
 from cer_hf.evaluation.metrics import load_compound_metric
-from cer_hf.hub.loading import load_model
+from cer_hf.hub.loading import check_model_location, load_model
 from cer_hf.taxonomy import EMOTION_BASICS
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,8 @@ def load_evaluation_images(data: str, *, image_size: int, seed: int = 0, compoun
         logger.info(f"{data}: left out {sum(dropped.values())} rows ("
               + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())) + ")")
     if len(rows) == 0:
-        raise ValueError(f"{data}: no rows with a basic or compound label to evaluate on")
+        raise ValueError(f"{data}: no rows with a basic or compound label to evaluate on (unreadable images and "
+                         "left-out labels, if any, are listed above)")
     return rows
 
 
@@ -65,8 +66,10 @@ def predict_probabilities(model, rows, image_processor=None, batch_size: int = 6
 def evaluate_model(model_path: str, data: str, *, batch_size: int = 64, seed: int = 0) -> dict:
     """Compound/basic F1 of a saved `ViTForCompoundExpression` on a source spec (metric module output)."""
     path = Path(model_path)
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"{path}: no config.json; expected a saved ViTForCompoundExpression directory")
+    check_model_location(model_path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{model_path}: no such checkpoint folder; expected a saved ViTForCompoundExpression "
+                                "folder")
     model = load_model(str(path))  # safetensors only; a pickle-only checkpoint is refused
     try:
         processor = AutoImageProcessor.from_pretrained(path)

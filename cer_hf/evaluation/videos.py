@@ -78,6 +78,7 @@ def evaluate_videos(
 
     `model`: a `CompoundExpressionPredictor` or a checkpoint path / Hub id. Each video is run through the
     pipeline once; smoothing is then recomputed per setting on the stored frame scores. Returns
+    Every label file is read before the first video runs, so a bad one fails at once.
     `{"frames": n, "labelled_frames": m, "results": [{"method", "delta", "macro_f1"}, ...], "best": {...}}`
     with the unsmoothed row first (method "none", delta 0); pick δ on a validation set this way.
     """
@@ -89,8 +90,8 @@ def evaluate_videos(
     predictor = model if isinstance(model, CompoundExpressionPredictor) else CompoundExpressionPredictor.from_pretrained(model)
     names = list(predictor.model.config.compound_names)
     per_video = []
-    for video, label_file in zip(videos, label_files):
-        labels = read_label_file(label_file, names)
+    label_arrays = [read_label_file(label_file, names) for label_file in label_files]  # every file checked first
+    for video, label_file, labels in zip(videos, label_files, label_arrays):
         prediction = predict_video(predictor, video, faces_cropped=faces_cropped, progress=progress, **pipeline_options)
         if len(labels) != prediction.num_frames:
             raise ValueError(

@@ -69,12 +69,27 @@ def template_file(name: str) -> Path:
     raise FileNotFoundError(f"template {name} not found in {' or '.join(map(str, folders))}")
 
 
+def read_json_object(path: str | Path, what: str | None = None) -> dict:
+    """A JSON file that holds one object, as a dict; every error names the file (after `what`, e.g. "--metrics")."""
+    label = f"{what} {path}" if what else str(path)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{label}: no such file")
+    try:
+        value = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"{label}: not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{label}: expected a JSON object of names to values, not a {type(value).__name__}")
+    return value
+
+
 def read_config(checkpoint_dir: str | Path) -> dict:
-    """The checkpoint's config.json as a dict (clear error when missing)."""
+    """The checkpoint's config.json as a dict (clear errors when missing or broken)."""
     path = Path(checkpoint_dir) / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path.parent}: no config.json here; expected a saved model checkpoint directory")
-    return json.loads(path.read_text())
+    return read_json_object(path)
 
 
 def card_kind(config: dict) -> str:
@@ -93,10 +108,7 @@ def find_metrics(checkpoint_dir: str | Path) -> tuple[dict | None, str | None]:
     for name in METRICS_FILES:
         path = Path(checkpoint_dir) / name
         if path.is_file():
-            metrics = json.loads(path.read_text())
-            if not isinstance(metrics, dict):
-                raise ValueError(f"{path}: expected a JSON object of metric names to values")
-            return metrics, name
+            return read_json_object(path), name
     return None, None
 
 
@@ -165,7 +177,7 @@ def training_section(checkpoint_dir: str | Path) -> dict | None:
         return None
     record = {"source": source or "trainer_state.json", "highlights": [], "all_args": "", "flat": {}, "state": None}
     if source:
-        args = json.loads((folder / source).read_text())
+        args = read_json_object(folder / source)
         flat = _flatten(args) if isinstance(args, dict) else {}
         record["flat"] = flat
         record["highlights"] = [
@@ -174,7 +186,7 @@ def training_section(checkpoint_dir: str | Path) -> dict | None:
         ]
         record["all_args"] = yaml.safe_dump(args, sort_keys=False, default_flow_style=False).rstrip()
     if state_path.is_file():
-        state = json.loads(state_path.read_text())
+        state = read_json_object(state_path)
         parts = [f"{state.get('global_step')} optimizer steps", f"{state.get('epoch')} epochs"]
         if _is_number(state.get("best_metric")):
             parts.append(f"best metric {state['best_metric']:.4f}")
@@ -255,7 +267,7 @@ def render_model_card(
         **({"model_name": model_name} if results else {}),  # model-index needs a name; else leave it out
     )
     processor_path = folder / "preprocessor_config.json"
-    processor = json.loads(processor_path.read_text()) if processor_path.is_file() else {}
+    processor = read_json_object(processor_path) if processor_path.is_file() else {}
     head = config.get("head_hidden_sizes") or []
     values = dict(
         card_data=card_data.to_yaml(),

@@ -28,7 +28,9 @@ from huggingface_hub import CommitOperationAdd, HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
 from cer_hf.hub.loading import UnsafeWeightsError, _pickles, check_safe_weights
-from cer_hf.hub.model_card import METRICS_FILES, TRAINING_FILES, card_kind, read_config, render_model_card
+from cer_hf.hub.model_card import (
+    METRICS_FILES, TRAINING_FILES, card_kind, read_config, read_json_object, render_model_card,
+)
 
 # Pickles the HF Trainer writes next to the weights: run state, not weights; never uploaded, not refused.
 TRAINER_STATE_PICKLES = re.compile(r"^(training_args\.bin|optimizer\.pt|scheduler\.pt|scaler\.pt|rng_state.*\.pth)$")
@@ -105,14 +107,14 @@ def stage_checkpoint(
     metrics_name = None
     if metrics is not None:
         if not isinstance(metrics, dict):
-            metrics = json.loads(Path(metrics).read_text())
+            metrics = read_json_object(metrics, "--metrics")
         metrics_name = "metrics.json"
         (staging / metrics_name).write_text(json.dumps(metrics, indent=2) + "\n")
     else:
         metrics_name = next((n for n in METRICS_FILES if n in names), None)
         if metrics_name:
             shutil.copy2(source / metrics_name, staging / metrics_name)
-            metrics = json.loads((source / metrics_name).read_text())
+            metrics = read_json_object(source / metrics_name)
     readme = render_model_card(
         staging, card=card, repo_id=repo_id, revision=revision, metrics=metrics, metrics_source=metrics_name, **card_options
     )

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from transformers import AutoImageProcessor
 
-from cer_hf.hub.loading import load_model
+from cer_hf.hub.loading import check_model_location, load_model
 from cer_hf.image_io import load_rgb_image, to_rgb
 from cer_hf.inference.onnx_backend import OnnxCompoundModel, is_onnx_export
 from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
@@ -59,8 +59,10 @@ class CompoundExpressionPredictor:
 
         `kwargs` go to the constructor: `device`, `batch_size`, `dtype` ("float32", "bfloat16", "float16").
         A local folder written by `cer-hf export-onnx` (it holds `model.onnx`) runs on onnxruntime instead
-        of PyTorch; `device="cuda"` then asks for onnxruntime's CUDA provider.
+        of PyTorch; `device="cuda"` then asks for onnxruntime's CUDA provider. A `name_or_path` that is
+        neither a checkpoint folder nor a Hub repo id is a `FileNotFoundError` naming it.
         """
+        check_model_location(name_or_path)
         if is_onnx_export(name_or_path):
             cuda = str(kwargs.get("device") or "cpu").startswith("cuda")
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"]

@@ -14,35 +14,45 @@ in name order (ABAW's `cropped_aligned/<video>/00001.jpg` layout). For every fra
 batches; decoding and detection run in a background thread while the model scores the previous batch.
 Frames without a face get scores linearly interpolated from their neighbours and `face_found = 0`;
 a sequence with no face at all keeps NaN scores and label -1. Smoothing is `cer_hf.inference.smoothing`.
+The result (`VideoPrediction`) and its writers are in `cer_hf.inference.video_outputs` (re-exported here).
 """
 
 from __future__ import annotations
 
-import csv
-import json
+import logging
 import math
 import queue
 import threading
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator
 
 import numpy as np
 from PIL import Image
 
 from cer_hf.inference.faces import Face, FaceDetector, crop_face, make_detector, select_face
-from cer_hf.image_io import IMAGE_EXTENSIONS, load_rgb_image
+from cer_hf.image_io import IMAGE_EXTENSIONS, BadImageError, load_rgb_image
 from cer_hf.inference.smoothing import (
     SMOOTHING_METHODS,
     argmax_labels,
-    count_label_changes,
     default_sigma,
     interpolate_missing,
     majority_vote,
     smooth_scores,
 )
+# The result type and its writers live in video_outputs; re-exported here, where they were first defined.
+from cer_hf.inference.video_outputs import (  # noqa: F401
+    VideoPrediction,
+    merge_abaw_predictions,
+    plot_timeline,
+    read_abaw_rows,
+    write_abaw_predictions,
+    write_frames_csv,
+    write_summary_json,
+)
+
+logger = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"})
 
@@ -58,11 +68,15 @@ class BadVideoError(ValueError):
 
 @dataclass
 class Frame:
-    """One decoded frame: its index in the sequence, time in seconds (NaN if unknown), RGB pixels, file name."""
+    """One decoded frame: its index in the sequence, time in seconds (NaN if unknown), RGB pixels, file name.
+
+    `image` is None for a frame image of a folder that cannot be read: the frame keeps its place (and
+    its row in every output, so per-frame labels still line up) and is scored as a frame without a face.
+    """
 
     index: int
     timestamp: float
-    image: np.ndarray
+    image: np.ndarray | None
     name: str
 
 
@@ -143,14 +157,23 @@ def _upright(decoded) -> np.ndarray:
 
 
 def read_frame_folder(path: str | Path, frame_rate: float | None = None) -> Iterator[Frame]:
-    """The images of a folder as one frame sequence, in name order; timestamps are index / frame_rate (or NaN)."""
+    """The images of a folder as one frame sequence, in name order; timestamps are index / frame_rate (or NaN).
+
+    A frame image that cannot be read is logged (a warning naming the file) and yields a `Frame` whose
+    `image` is None.
+    """
     path = Path(path)
     files = sorted(p for p in path.iterdir() if p.is_file() and is_image_file(p))
     if not files:
         raise BadVideoError(str(path), "folder holds no image files")
     for index, file in enumerate(files):
         timestamp = index / frame_rate if frame_rate else math.nan
-        yield Frame(index, timestamp, np.asarray(load_rgb_image(file)), file.name)
+        try:
+            image = np.asarray(load_rgb_image(file))
+        except BadImageError as error:
+            logger.warning("%s; the frame is kept and scored as a frame without a face", error)
+            image = None
+        yield Frame(index, timestamp, image, file.name)
 
 
 def read_frames(source: str | Path, frame_rate: float | None = None) -> Iterator[Frame]:
@@ -211,73 +234,15 @@ def _in_background(items: Iterable, max_ahead: int) -> Iterator:
         worker.join(timeout=5)
 
 
-@dataclass
-class VideoPrediction:
-    """Per-frame results for one sequence. Arrays have one row per frame, in frame order.
-
-    `boxes` are `(x, y, width, height)` of the analysed face in frame pixels (-1 where none was found);
-    `probabilities` / `compound_scores` are the model's outputs with face-less frames interpolated
-    (all NaN when the sequence has no face at all); `smoothed_scores` after the score filter (equal to
-    `compound_scores` for `none` and `vote`); `raw_labels` / `labels` are compound indices before and after
-    smoothing (-1 = no prediction).
-    """
-
-    name: str
-    source: str
-    basic_labels: list[str]
-    compound_names: list[str]
-    frame_names: list[str]
-    timestamps: np.ndarray
-    boxes: np.ndarray
-    face_found: np.ndarray
-    probabilities: np.ndarray
-    compound_scores: np.ndarray
-    smoothed_scores: np.ndarray
-    raw_labels: np.ndarray
-    labels: np.ndarray
-    smoothing: dict = field(default_factory=dict)
-    seconds: float = math.nan
-
-    @property
-    def num_frames(self) -> int:
-        return len(self.frame_names)
-
-    def label_name(self, index: int) -> str:
-        return self.compound_names[index] if index >= 0 else ""
-
-    def summary(self) -> dict:
-        """Frames, faces found, label distribution (raw and smoothed), label changes and processing speed."""
-        found = int(self.face_found.sum())
-        return {
-            "video": self.name,
-            "source": self.source,
-            "frames": self.num_frames,
-            "faces_found": found,
-            "faces_found_percent": round(100.0 * found / max(self.num_frames, 1), 2),
-            "smoothing": self.smoothing,
-            "label_distribution": _distribution(self.labels, self.compound_names),
-            "raw_label_distribution": _distribution(self.raw_labels, self.compound_names),
-            "label_changes": count_label_changes(self.labels),
-            "raw_label_changes": count_label_changes(self.raw_labels),
-            "seconds": round(self.seconds, 3),
-            "fps_processed": round(self.num_frames / self.seconds, 2) if self.seconds > 0 else None,
-        }
-
-
-def _distribution(labels: np.ndarray, names: Sequence[str]) -> dict[str, int]:
-    counts = Counter(int(label) for label in labels)
-    distribution = {name: counts.get(i, 0) for i, name in enumerate(names)}
-    if counts.get(-1):
-        distribution["no_prediction"] = counts[-1]
-    return distribution
-
-
 def _faces_and_crops(
     frames: Iterable[Frame], detector: FaceDetector, face_selection: str, margin: float, detect_every: int
 ) -> Iterator[tuple[Frame, Face | None, Image.Image | None]]:
     """Detect (every `detect_every`-th frame; the frames between reuse its box) and crop the chosen face."""
     face = None
     for position, frame in enumerate(frames):
+        if frame.image is None:  # unreadable: no pixels to detect in or crop
+            yield frame, None, None
+            continue
         if position % detect_every == 0:
             face = select_face(detector.detect(frame.image), frame.image.shape, face_selection)
         crop = Image.fromarray(np.ascontiguousarray(crop_face(frame.image, face, margin))) if face else None
@@ -318,6 +283,7 @@ def predict_frames(
     score_rows: list[tuple[int, np.ndarray, np.ndarray]] = []
     batch: list[Image.Image] = []
     batch_rows: list[int] = []
+    unreadable: list[str] = []
 
     def score_batch():
         probabilities, compound_scores = predictor.scores(batch)
@@ -330,6 +296,8 @@ def predict_frames(
     try:
         analysed = _faces_and_crops(frames, detector, face_selection, margin, detect_every)
         for frame, face, crop in _in_background(analysed, max_ahead=2 * predictor.batch_size):
+            if frame.image is None:
+                unreadable.append(frame.name)
             frame_names.append(frame.name)
             timestamps.append(frame.timestamp)
             boxes.append((face.x, face.y, face.width, face.height) if face else (-1, -1, -1, -1))
@@ -345,6 +313,9 @@ def predict_frames(
         bar.close()
 
     frames_seen = len(frame_names)
+    if frames_seen and len(unreadable) == frames_seen:
+        raise BadVideoError(source or name, f"none of its {frames_seen} frame images could be read, e.g. "
+                                            f"{', '.join(unreadable[:3])}")
     found = np.zeros(frames_seen, dtype=bool)
     probabilities = np.full((frames_seen, num_basics), np.nan)
     compound_scores = np.full((frames_seen, num_compounds), np.nan)
@@ -378,6 +349,7 @@ def predict_frames(
         labels=labels,
         smoothing=settings,
         seconds=time.perf_counter() - started,
+        unreadable_frames=unreadable,
     )
 
 
@@ -415,105 +387,3 @@ def predict_video(
         total=total,
         **options,
     )
-
-
-# ---------------------------------------------------------------------------------------------- writers
-
-
-def _underscored(name: str) -> str:
-    return name.replace(" ", "_")
-
-
-def _number(value: float, digits: int = 6) -> str:
-    return "" if not np.isfinite(value) else f"{value:.{digits}f}"
-
-
-def write_frames_csv(prediction: VideoPrediction, path: str | Path) -> Path:
-    """One row per frame: index, frame name, timestamp, face box, face_found, basic probabilities,
-    compound scores (raw and smoothed), raw and smoothed labels. Missing values are empty cells."""
-    path = Path(path)
-    basics = [f"prob_{name}" for name in prediction.basic_labels]
-    compounds = [f"score_{_underscored(name)}" for name in prediction.compound_names]
-    smoothed = [f"smoothed_{_underscored(name)}" for name in prediction.compound_names]
-    header = ["frame", "frame_name", "timestamp", "face_found", "face_x", "face_y", "face_width", "face_height",
-              *basics, *compounds, *smoothed, "raw_label", "label"]
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        for i in range(prediction.num_frames):
-            writer.writerow([
-                i,
-                prediction.frame_names[i],
-                _number(prediction.timestamps[i], 4),
-                int(prediction.face_found[i]),
-                *[int(v) if v >= 0 else "" for v in prediction.boxes[i]],
-                *[_number(v) for v in prediction.probabilities[i]],
-                *[_number(v) for v in prediction.compound_scores[i]],
-                *[_number(v) for v in prediction.smoothed_scores[i]],
-                prediction.label_name(int(prediction.raw_labels[i])),
-                prediction.label_name(int(prediction.labels[i])),
-            ])
-    return path
-
-
-def write_abaw_predictions(predictions: Sequence[VideoPrediction], path: str | Path) -> Path:
-    """The ABAW compound-expression submission layout for all sequences in one file.
-
-    Header `image_location,Fearfully_Surprised,...` (the compound names with underscores), then one line
-    per frame `<video>/<frame name>,<predicted compound index>` (smoothed label; -1 where the video had
-    no face at all, which must be replaced before a submission).
-    """
-    path = Path(path)
-    if not predictions:
-        raise ValueError("no predictions to write")
-    names = predictions[0].compound_names
-    if any(p.compound_names != names for p in predictions):
-        raise ValueError("all predictions in one ABAW file must use the same compound set")
-    with path.open("w", newline="") as handle:
-        handle.write(",".join(["image_location", *map(_underscored, names)]) + "\n")
-        for prediction in predictions:
-            for frame_name, label in zip(prediction.frame_names, prediction.labels):
-                handle.write(f"{prediction.name}/{frame_name},{int(label)}\n")
-    return path
-
-
-def write_summary_json(prediction: VideoPrediction, path: str | Path) -> Path:
-    """The prediction's `summary()` as JSON."""
-    path = Path(path)
-    path.write_text(json.dumps(prediction.summary(), indent=2) + "\n")
-    return path
-
-
-def plot_timeline(prediction: VideoPrediction, path: str | Path) -> Path:
-    """PNG of the compound scores over time (smoothed as lines, raw as faint lines), face-less frames shaded."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as error:
-        raise ImportError("--plot needs matplotlib: pip install 'cer_hf[plots]'") from error
-    path = Path(path)
-    times = prediction.timestamps
-    use_time = np.isfinite(times).all() and len(times) > 0
-    x = times if use_time else np.arange(prediction.num_frames)
-    figure, axis = plt.subplots(figsize=(12, 4), dpi=100)
-    colours = plt.get_cmap("tab10" if len(prediction.compound_names) <= 10 else "tab20")
-    for c, name in enumerate(prediction.compound_names):
-        axis.plot(x, prediction.compound_scores[:, c], color=colours(c), alpha=0.25, linewidth=0.8)
-        axis.plot(x, prediction.smoothed_scores[:, c], color=colours(c), linewidth=1.6, label=name)
-    for i in np.flatnonzero(~prediction.face_found):
-        axis.axvspan(x[max(i - 1, 0)] if i else x[0], x[i], color="grey", alpha=0.15, linewidth=0)
-    axis.set_xlabel("time (s)" if use_time else "frame")
-    axis.set_ylabel("compound score")
-    axis.set_title(f"{prediction.name}: compound scores ({prediction.smoothing.get('method', 'none')} smoothing; "
-                   "faint = raw, grey = no face)")
-    axis.legend(loc="upper right", fontsize=7, ncol=2)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-    return path
-
-
-
-
