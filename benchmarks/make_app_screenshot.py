@@ -38,19 +38,10 @@ def find_chromium() -> str | None:
 
 
 def random_tiny_model(folder: Path) -> Path:
-    """A random 32-px ViTForCompoundExpression (ABAW7), for when no trained model is given."""
-    import torch
-    from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
+    """A saved random tiny model (benchmarks/tiny_model.py)."""
+    from tiny_model import save_tiny_model
 
-    from cer_hf.modeling.convert import compound_config
-    from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
-
-    torch.manual_seed(0)
-    config = compound_config("abaw7", image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
-                             num_attention_heads=4, intermediate_size=64)
-    ViTForCompoundExpression(config).save_pretrained(folder)
-    ViTImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(folder)
-    return folder
+    return save_tiny_model(folder)
 
 
 def screenshot(url: str, out: Path, chromium: str, width: int, height: int, budget_ms: int) -> None:

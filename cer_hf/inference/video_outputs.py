@@ -151,6 +151,16 @@ def _merge_frames_csv(prediction: VideoPrediction, path: Path) -> Path:
     return path
 
 
+def _shared_compound_names(predictions: Sequence[VideoPrediction]) -> list[str]:
+    """The compound names every prediction shares (an ABAW file holds one compound set)."""
+    if not predictions:
+        raise ValueError("no predictions to write")
+    names = predictions[0].compound_names
+    if any(p.compound_names != names for p in predictions):
+        raise ValueError("all predictions in one ABAW file must use the same compound set")
+    return names
+
+
 def write_abaw_predictions(predictions: Sequence[VideoPrediction], path: str | Path) -> Path:
     """The ABAW compound-expression submission layout for all sequences in one file.
 
@@ -158,12 +168,7 @@ def write_abaw_predictions(predictions: Sequence[VideoPrediction], path: str | P
     per frame `<video>/<frame name>,<predicted compound index>` (smoothed label; -1 where the video had
     no face at all, which must be replaced before a submission).
     """
-    path = Path(path)
-    if not predictions:
-        raise ValueError("no predictions to write")
-    names = predictions[0].compound_names
-    if any(p.compound_names != names for p in predictions):
-        raise ValueError("all predictions in one ABAW file must use the same compound set")
+    path, names = Path(path), _shared_compound_names(predictions)
     with path.open("w", newline="") as handle:
         handle.write(",".join(["image_location", *map(_underscored, names)]) + "\n")
         for prediction in predictions:
@@ -208,12 +213,7 @@ def merge_abaw_predictions(predictions: Sequence[VideoPrediction], path: str | P
     The file is written to a temporary name and renamed into place: it is never left half-written, and a
     file of another compound set is refused (`read_abaw_rows`) and left as it is.
     """
-    path = Path(path)
-    if not predictions:
-        raise ValueError("no predictions to write")
-    names = predictions[0].compound_names
-    if any(p.compound_names != names for p in predictions):
-        raise ValueError("all predictions in one ABAW file must use the same compound set")
+    path, names = Path(path), _shared_compound_names(predictions)
     groups = read_abaw_rows(path, names)
     for prediction in predictions:  # an existing key keeps its place in the dict
         groups[prediction.name] = [f"{prediction.name}/{frame_name},{int(label)}"
