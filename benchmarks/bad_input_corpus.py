@@ -255,6 +255,7 @@ def run_case(case: Case, env: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Write the corpus, run every case, print the table and the totals; exit 1 on any traceback, unclear or lost."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default=None, help="folder for the corpus and outputs (default: a temporary one)")
     parser.add_argument("--jobs", type=int, default=2, help="commands run at once (default 2)")

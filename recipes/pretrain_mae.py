@@ -193,6 +193,7 @@ def main(argv=None):
     log_to_stdout()  # the toolkit's warnings (each skipped image, by file) and progress lines
     model_args, data_args, train_args = parse_args((ModelArguments, DataArguments, PretrainingArguments), argv)
     check_args(model_args, train_args, data_args)
+    Path(train_args.output_dir).mkdir(parents=True, exist_ok=True)  # files in it are written from the first batch on
 
     # Accelerator: precision and trackers. Batches are never dispatched from rank 0 (see module docstring).
     accelerator = Accelerator(

@@ -57,7 +57,8 @@ def test_cli_convert_and_predict(tiny_mae_dir, tmp_path):
         [sys.executable, "-m", "cer_hf", "predict", str(out), str(image)], capture_output=True, text=True, check=True
     )
     header, row = run.stdout.strip().splitlines()
-    assert header.split("\t")[2:] == [
+    assert header.split("\t")[:3] == ["image", "compound", "face"]
+    assert header.split("\t")[3:] == [
         "Happily Surprised", "Happily Disgusted", "Sadly Fearful", "Sadly Angry", "Sadly Surprised",
         "Sadly Disgusted", "Fearfully Angry", "Fearfully Surprised", "Angrily Surprised", "Angrily Disgusted",
         "Disgustedly Surprised",

@@ -265,10 +265,10 @@ def test_predict_cli_safe_loader_and_pickle_refusal_with_hub_repo_ids(pushed, bi
     # `cer-hf predict REPO_ID IMAGE --revision v1` gives the original model's compound scores.
     assert report["code"] == 0
     header, row = report["table"].strip().splitlines()[-2:]
-    names, values = header.split("\t")[2:], row.split("\t")
+    names, values = header.split("\t")[3:], row.split("\t")  # image, compound, face, then the scores
     expected = np.load(inputs / "face_compound_scores.npy")[0]
     assert values[1] == names[int(np.argmax(expected))]
-    np.testing.assert_allclose([float(v) for v in values[2:]], expected, atol=1e-3)
+    np.testing.assert_allclose([float(v) for v in values[3:]], expected, atol=1e-3)
 
     # The safe loader gives cer_hf's own class (no remote code) ...
     assert (report["module"], report["hidden"]) == ("cer_hf.modeling.modeling_cer", 512)

@@ -391,3 +391,11 @@ def test_priming_the_next_pass_trains_the_same_model(tmp_path):
     for name in ("primed", "restarted"):
         assert all(torch.equal(weights["default"][k], weights[name][k]) for k in weights["default"]), name
     assert json.loads((tmp_path / "primed" / "summary.json").read_text())["images"] == 2 * 40  # 2 passes: 6 batches (8, 8, 4 per worker)
+
+
+def test_sample_keys_log_opens_in_a_new_output_dir(tmp_path):
+    """The output_dir does not exist before the run; the key log is opened before the first batch."""
+    out = tmp_path / "new" / "run"
+    recipe_main(out, "--max_steps", 1, "--num_workers", 0, "--per_device_batch_size", 2, "--save_steps", 100,
+                "--log_sample_keys", "true", "--sources", "synthetic:4")
+    assert len((out / "sample_keys_rank0.tsv").read_text().splitlines()) == 2
