@@ -120,8 +120,12 @@ def test_int8_export_loads_and_stays_close(model_dir, tmp_path):
     images = _images(24)
     reference = CompoundExpressionPredictor.from_pretrained(str(model_dir), device="cpu").scores(images)[1]
     quantized = CompoundExpressionPredictor.from_pretrained(str(tmp_path / "int8")).scores(images)[1]
-    # int8 weights of a 32-wide model: a loose bound (scores are sums of two probabilities, in [0, 2])
-    assert np.abs(reference - quantized).max() < 0.15
+    # int8 weights of a 32-wide model (scores are sums of two probabilities, in [0, 2], spread about 0.28
+    # across these images). Measured: mean error 0.033, max 0.07 with pillow 13 and 0.159 with pillow 12
+    # (the resize differs), 21 of 24 argmaxes kept. A broken quantisation is off by the spread itself.
+    error = np.abs(reference - quantized)
+    assert error.mean() < 0.06 and error.max() < 0.25
+    assert (reference.argmax(1) == quantized.argmax(1)).mean() >= 0.75
 
 
 def test_unknown_quantization_is_an_error(model_dir, tmp_path):
