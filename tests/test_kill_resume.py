@@ -321,7 +321,8 @@ def test_killing_accelerate_launch_stops_the_training_process(tmp_path, sig):
         time.sleep(2)
         assert files_of(out) == files  # nothing left writing
         assert newest_checkpoint(out) <= newest + save_steps  # at most the checkpoint being written then
-        assert f"curriculum.py: the launcher (accelerate launch, pid {launcher.pid}) has ended" in log_path.read_text()
+        if sig == signal.SIGTERM:  # on SIGINT accelerate may SIGKILL the recipe itself before it can say why
+            assert f"curriculum.py: the launcher (accelerate launch, pid {launcher.pid}) has ended" in log_path.read_text()
     finally:
         if launcher.poll() is None:
             launcher.kill()
