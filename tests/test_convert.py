@@ -119,11 +119,27 @@ def test_a_plain_mae_converts_without_a_load_report(tiny_mae_dir, tmp_path, capf
     assert "LOAD REPORT" not in captured.out + captured.err and "UNEXPECTED" not in captured.out + captured.err
 
 
-def test_a_deeper_conv_stem_converts_exactly(tmp_path):
-    """Two 3x3 convolutions per stem stage (the first of stride 2) on both sides, one to one."""
+def _converted_equals_mae_encoder(mae, tmp_path):
+    """Save a 32-px stem MAE, convert it, check the converted encoder equals the MAE encoder unmasked; return it."""
     from transformers import ViTMAEConfig
 
-    from cer_hf.modeling.mae import ViTMAEWithStemModel, build_mae_for_pretraining
+    from cer_hf.modeling.mae import ViTMAEWithStemModel
+
+    mae.save_pretrained(tmp_path / "mae")
+    model = convert_mae_checkpoint(tmp_path / "mae", tmp_path / "cer").eval()
+    config = ViTMAEConfig.from_pretrained(tmp_path / "mae")
+    config.mask_ratio = 0.0
+    encoder = ViTMAEWithStemModel.from_pretrained(tmp_path / "mae", config=config).eval()
+    pixels = torch.randn(2, 3, 32, 32)
+    noise = torch.arange((32 // config.patch_size) ** 2, dtype=torch.float32).expand(2, -1)
+    with torch.no_grad():
+        assert torch.allclose(model(pixels).last_hidden_state, encoder(pixels, noise=noise).last_hidden_state, atol=1e-5)
+    return model
+
+
+def test_a_deeper_conv_stem_converts_exactly(tmp_path):
+    """Two 3x3 convolutions per stem stage (the first of stride 2) on both sides, one to one."""
+    from cer_hf.modeling.mae import build_mae_for_pretraining
     from cer_hf.presets import mae_config
 
     torch.manual_seed(0)
@@ -131,23 +147,13 @@ def test_a_deeper_conv_stem_converts_exactly(tmp_path):
                                                conv_stem_convs_per_stage=2))
     strides = [m.stride[0] for m in mae.vit.embeddings.patch_embeddings.stem.convs if isinstance(m, torch.nn.Conv2d)]
     assert strides == [2, 1, 2, 1]
-    mae.save_pretrained(tmp_path / "mae")
-    model = convert_mae_checkpoint(tmp_path / "mae", tmp_path / "cer").eval()
+    model = _converted_equals_mae_encoder(mae, tmp_path)
     assert model.config.conv_stem_convs_per_stage == 2
-    config = ViTMAEConfig.from_pretrained(tmp_path / "mae")
-    config.mask_ratio = 0.0
-    encoder = ViTMAEWithStemModel.from_pretrained(tmp_path / "mae", config=config).eval()
-    pixels = torch.randn(2, 3, 32, 32)
-    noise = torch.arange(64, dtype=torch.float32).expand(2, -1)
-    with torch.no_grad():
-        assert torch.allclose(model(pixels).last_hidden_state, encoder(pixels, noise=noise).last_hidden_state, atol=1e-5)
 
 
 def test_a_pooled_conv_stem_converts_exactly(tmp_path):
     """The VGG-layout stem (full-resolution first stage, max-pool between stages) converts one to one."""
-    from transformers import ViTMAEConfig
-
-    from cer_hf.modeling.mae import ViTMAEWithStemModel, build_mae_for_pretraining
+    from cer_hf.modeling.mae import build_mae_for_pretraining
     from cer_hf.presets import mae_config
 
     torch.manual_seed(0)
@@ -156,16 +162,8 @@ def test_a_pooled_conv_stem_converts_exactly(tmp_path):
     stem = mae.vit.embeddings.patch_embeddings
     assert [type(m).__name__ for m in stem.stem.convs][:5] == ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d", "Conv2d"]
     assert stem.projection.stride == (2, 2)  # 8-pixel patches = two 2x2 pools, then a stride-2 projection
-    mae.save_pretrained(tmp_path / "mae")
-    model = convert_mae_checkpoint(tmp_path / "mae", tmp_path / "cer").eval()
+    model = _converted_equals_mae_encoder(mae, tmp_path)
     assert model.config.conv_stem_style == "pooled"
-    config = ViTMAEConfig.from_pretrained(tmp_path / "mae")
-    config.mask_ratio = 0.0
-    encoder = ViTMAEWithStemModel.from_pretrained(tmp_path / "mae", config=config).eval()
-    pixels = torch.randn(2, 3, 32, 32)
-    noise = torch.arange(16, dtype=torch.float32).expand(2, -1)
-    with torch.no_grad():
-        assert torch.allclose(model(pixels).last_hidden_state, encoder(pixels, noise=noise).last_hidden_state, atol=1e-5)
 
 
 def test_the_stem_of_an_mae_never_sees_masked_pixels():
