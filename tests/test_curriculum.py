@@ -114,6 +114,27 @@ def test_synthesized_pairs_are_different_basics_forming_a_target_compound(basic_
         assert pair in valid
 
 
+def test_negative_labels_train_as_all_zero_targets_and_never_mix():
+    from cer_hf.curriculum.build import negative_label_set, split_labels
+
+    rows = synthetic_dataset(70, kind="basic", include_neutral=True, image_size=16, seed=5)
+    with pytest.raises(ValueError, match="Neutral"):  # without the option Neutral has no target
+        CurriculumDataset(rows, CurriculumSchedule([1], [0.5]), batch_size=8, image_size=16)
+    dataset = CurriculumDataset(rows, CurriculumSchedule([1], [0.5]), batch_size=8, image_size=16,
+                                negative_labels=("neutral",))
+    neutral = [i for i, label in enumerate(rows["label"]) if label == "Neutral"]
+    assert neutral and all(dataset.basic_targets[i].sum() == 0 for i in neutral)
+    assert all(dataset.basic_targets[i].sum() == 1 for i in range(len(rows)) if i not in neutral)
+    plans = [dataset.plan(t) for t in range(len(dataset))]
+    assert {p.index for p in plans if p.kind == BASIC} & set(neutral)  # Neutral is trained on ...
+    assert not {i for p in plans if p.kind == SYNTHESIZED for i in (p.index, p.partner)} & set(neutral)  # ... never mixed
+    rest, negative = split_labels(rows, negative_label_set(["neutral"], EMOTION_BASICS))
+    assert set(negative["label"]) == {"Neutral"} and "Neutral" not in set(rest["label"])
+    assert len(rest) + len(negative) == len(rows)
+    with pytest.raises(ValueError, match="--negative_labels \\['Happiness'\\]"):
+        negative_label_set(["happy"], EMOTION_BASICS)
+
+
 def test_collator_output_is_deterministic_and_normalized(basic_rows):
     dataset = CurriculumDataset(basic_rows, CurriculumSchedule([1], [0.5]), batch_size=8, image_size=32)
     collator = CurriculumCollator(mixer=CompoundMixer(), augment=TrainAugment(), image_mean=(0.5,) * 3,

@@ -20,6 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from datasets import concatenate_datasets
 from transformers import set_seed
 
 from cer_hf.curriculum.augment import TrainAugment
@@ -34,7 +35,7 @@ from cer_hf.hub.publish import publish
 from cer_hf.modeling.build import ModelArguments, build_model
 from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
 from cer_hf.pretraining import scaled_lr
-from cer_hf.taxonomy import NON_TARGET_LABELS
+from cer_hf.taxonomy import NON_TARGET_LABELS, parse_label
 
 logger = logging.getLogger(__name__)
 LOSSES = ("bce", "bmc")
@@ -52,6 +53,8 @@ class DataArguments:
     drop_labels: list[str] = field(default_factory=lambda: list(NON_TARGET_LABELS),
                                    metadata={"help": "labels filtered out of every source"})
     samples_per_epoch: int | None = field(default=None, metadata={"help": "default: the number of basic rows"})
+    negative_labels: list[str] = field(default_factory=list, metadata={
+        "help": "labels of the basic source trained as the all-zero target (e.g. Neutral), not dropped"})
 
 
 @dataclass
@@ -168,9 +171,15 @@ def build_curriculum_trainer(model_args: ModelArguments, data_args: DataArgument
 
     # Data: basic rows (plus natural compounds), filtered to the six basics and the compound set.
     drop = tuple(data_args.drop_labels)
-    basic_rows, dropped = keep_targets(load_labelled(data_args.basic_source, image_size=size, seed=training_args.seed),
-                                       drop=drop)
+    negatives = negative_label_set(data_args.negative_labels, label_space)
+    basic_rows = load_labelled(data_args.basic_source, image_size=size, seed=training_args.seed)
+    basic_rows, negative_rows = split_labels(basic_rows, negatives)
+    basic_rows, dropped = keep_targets(basic_rows, drop=drop)
     basic_rows, natural_in_basic = split_by_kind(basic_rows, label_space)
+    if len(negative_rows):
+        logger.info(f"[data] {data_args.basic_source}: {len(negative_rows)} rows of {sorted(negatives)} "
+                    "as all-zero targets")
+        basic_rows = concatenate_datasets([basic_rows, negative_rows])
     if len(basic_rows) == 0:
         raise ValueError(f"--basic_source {data_args.basic_source}: no basic-expression rows to train on "
                          f"({_LEFT_OUT})")
@@ -190,7 +199,7 @@ def build_curriculum_trainer(model_args: ModelArguments, data_args: DataArgument
         natural_fraction=options.natural_fraction, image_size=size, label_space=label_space,
         compound_set_name=options.mix_pairs or model.config.compound_set, any_pair=options.any_pair,
         samples_per_epoch=data_args.samples_per_epoch, compound_pool_size=options.compound_pool_size,
-        seed=training_args.seed,
+        seed=training_args.seed, negative_labels=tuple(negatives),
     )
     eval_dataset = None
     if data_args.eval_source:
@@ -234,6 +243,24 @@ def build_curriculum_trainer(model_args: ModelArguments, data_args: DataArgument
     return CurriculumRun(trainer=trainer, schedule=schedule, processor=processor)
 
 
+def negative_label_set(labels, label_space) -> set[str]:
+    """The canonical names of `--negative_labels`; a model output (a basic of `label_space`) cannot be one."""
+    negatives = {parse_label(label) for label in labels}
+    clash = sorted(negatives & set(label_space))
+    if clash:
+        raise ValueError(f"--negative_labels {clash}: these are model outputs (basic_labels {list(label_space)}), "
+                         "they cannot also be the all-zero target")
+    return negatives
+
+
+def split_labels(rows, labels: set[str]):
+    """Split `rows` into (rows whose label is not in `labels`, rows whose label is)."""
+    inside = [label in labels for label in rows["label"]] if labels else []  # labels are canonical by now
+    if not any(inside):
+        return rows, rows.select([])
+    return (rows.select([i for i, x in enumerate(inside) if not x]), rows.select([i for i, x in enumerate(inside) if x]))
+
+
 def finish_run(run: CurriculumRun, *, push_to_hub: bool = False, hub_model_id: str | None = None) -> dict:
     """Evaluate, save model + image processor + `eval_results.json`/`metrics.json`, optionally publish."""
     trainer = run.trainer
@@ -248,9 +275,10 @@ def finish_run(run: CurriculumRun, *, push_to_hub: bool = False, hub_model_id: s
         (output_dir / "eval_results.json").write_text(json.dumps(metrics, indent=2))
         (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
         if "compound_macro_f1" in summary:
+            basic = summary.get("basic_macro_f1")
+            basic = "n/a (no basic rows in the evaluation set)" if basic is None or basic != basic else f"{basic:.4f}"
             logger.info(f"[result] compound macro F1 {summary['compound_macro_f1']:.4f} "
-                  f"(chance 1/{len(trainer.model.config.compound_names)}); "
-                  f"basic macro F1 {summary.get('basic_macro_f1', float('nan')):.4f}")
+                        f"(chance 1/{len(trainer.model.config.compound_names)}); basic macro F1 {basic}")
         if push_to_hub:
             if not hub_model_id:
                 raise ValueError("--push_to_hub needs --hub_model_id (owner/name)")

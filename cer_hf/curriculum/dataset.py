@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 from cer_hf.curriculum.mixing import compound_pairs
 from cer_hf.curriculum.schedule import CurriculumSchedule
 from cer_hf.data.labelled import BASIC, NATURAL, SYNTHESIZED, ImageStore, _label_index
-from cer_hf.taxonomy import EMOTION_BASICS, parse_label
+from cer_hf.taxonomy import EMOTION_BASICS, multi_hot, parse_label
 
 # Salts that keep the independent random streams of one (seed, epoch, position) apart.
 _SLOTS, _ITEM, _POOL, _ORDER = 0x5107, 0x17E3, 0x9001, 0x0D3E
@@ -72,6 +72,8 @@ class CurriculumDataset(Dataset):
         compound_pool_size: size of the `pool` mode's compound pool (default: as many as basic rows).
         seed: the seed of every random choice.
         cache_images: keep the resized images in memory ("auto": when under 1 GiB).
+        negative_labels: labels of `basic` rows trained as the all-zero target (e.g. Neutral: none of
+            the basics is present); they are never a constituent of a synthesized compound.
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class CurriculumDataset(Dataset):
         compound_pool_size: int | None = None,
         seed: int = 0,
         cache_images: str | bool = "auto",
+        negative_labels: tuple[str, ...] = (),
     ):
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -99,7 +102,9 @@ class CurriculumDataset(Dataset):
         self.label_space = tuple(label_space)
         self.basic = basic.select_columns(["image", "label"]) if hasattr(basic, "select_columns") else basic
         self.basic_labels = [parse_label(label) for label in self.basic["label"]]
-        self.basic_targets = _label_index(self.basic_labels, self.label_space)
+        negatives = {parse_label(label) for label in negative_labels}
+        self.basic_targets = [torch.zeros(len(self.label_space)) if label in negatives
+                              else torch.tensor(multi_hot(label, self.label_space)) for label in self.basic_labels]
         self.natural = None
         self.natural_targets: list[torch.Tensor] = []
         if natural is not None and len(natural):
@@ -115,6 +120,8 @@ class CurriculumDataset(Dataset):
         # Rows of each basic label, for picking the two constituents of a synthesized compound.
         by_label: dict[int, list[int]] = {}
         for row, label in enumerate(self.basic_labels):
+            if label in negatives:
+                continue
             by_label.setdefault(self.label_space.index(label), []).append(row)
         self.rows_by_label = {k: np.asarray(v) for k, v in by_label.items()}
         self.pairs = [p for p in compound_pairs(self.label_space, compound_set_name, any_pair)
