@@ -142,3 +142,42 @@ def test_the_cnn_baseline_trains_with_the_same_curriculum_and_metric(tmp_path):
 
     results = evaluate_model(str(out), "synthetic:all:39", seed=12345)
     assert results["compound_macro_f1"] == pytest.approx(metrics["eval_compound_macro_f1"], abs=1e-9)
+
+
+def _write_folder(root: Path, rows) -> None:
+    for index, (image, label) in enumerate(zip(rows["image"], rows["label"])):
+        folder = root / label.replace(" ", "_")
+        folder.mkdir(parents=True, exist_ok=True)
+        image.save(folder / f"{index}.png")
+
+
+def test_small_data_presets_run_the_readme_commands_with_neutral_as_negatives(tmp_path, caplog):
+    """The two small-data presets as shipped (README, "Train on your own faces") on a tiny imagefolder
+    that holds Neutral, shrunk only in size and length: the MAE, then the curriculum from it."""
+    import logging
+
+    from cer_hf.data.synthetic import synthetic_dataset
+
+    data = tmp_path / "data"
+    _write_folder(data / "basic/train", synthetic_dataset(42, kind="basic", include_neutral=True, image_size=32, seed=1))
+    _write_folder(data / "compound/train", synthetic_dataset(14, kind="compound", image_size=32, seed=2))
+    _write_folder(data / "compound/test", synthetic_dataset(14, kind="compound", image_size=32, seed=3))
+    from test_pretrain import recipe_module
+
+    recipe_module().main(["--config", str(ROOT / "recipes/configs/pretrain_small_data_cpu.yaml"),
+                   "--sources", f"imagefolder:{data}/basic/train", f"imagefolder:{data}/compound/train",
+                   "--report_to", "none", "--output_dir", str(tmp_path / "mae"), "--image_size", "32",
+                   "--max_steps", "2", "--per_device_batch_size", "8", "--num_workers", "0", "--shuffle_buffer", "0"])
+    with caplog.at_level(logging.INFO, logger="cer_hf.curriculum.build"):
+        metrics = _recipe().main([
+            "--config", str(ROOT / "recipes/configs/curriculum_small_data_cpu.yaml"), "--mae_checkpoint",
+            str(tmp_path / "mae"), "--basic_source", f"imagefolder:{data}/basic/train", "--compound_source",
+            f"imagefolder:{data}/compound/train", "--eval_source", f"imagefolder:{data}/compound/test",
+            "--output_dir", str(tmp_path / "cer"), "--image_size", "32", "--stage_epochs", "1", "1", "1", "1",
+            "--per_device_train_batch_size", "16", "--dataloader_num_workers", "0"])
+    neutral = sum(label == "Neutral" for label in synthetic_dataset(42, kind="basic", include_neutral=True,
+                                                                     image_size=8, seed=1)["label"])
+    assert neutral > 0 and f"{neutral} rows of ['Neutral'] as all-zero targets" in caplog.text
+    assert "48 samples per epoch" in caplog.text  # 42 rows, Neutral included, in whole batches of 16
+    assert metrics["eval_num_compound"] == 14
+    assert "basic macro F1 n/a (no basic rows in the evaluation set)" in caplog.text
