@@ -10,7 +10,9 @@ benchmarks/make_small_data.py, held-out identities in compound/test) it runs
 exactly as a user would, and prints one row per run: wall time of each stage and the compound macro F1
 that the curriculum prints in its `[result]` line.
 
-    python benchmarks/small_data.py data/smalldata_s0 data/smalldata_s1 --out runs/small_data
+    python benchmarks/small_data.py data/smalldata_s0 data/smalldata_s1 --seeds 0 1 2 --out runs/small_data
+
+With several seeds it ends with mean ± sd per data folder and model (the 3-seed evidence rule).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -50,41 +53,47 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", nargs="+", help="data folders (basic/train, compound/train, compound/test)")
     parser.add_argument("--out", default="runs/small_data", help="where models and logs go")
-    parser.add_argument("--seed", type=int, default=0, help="training seed (the same for every folder)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (each run on every folder)")
     parser.add_argument("--no-cnn", action="store_true", help="skip the CNN baseline")
     args = parser.parse_args()
     rows = []
-    for data in map(Path, args.data):
-        out = Path(args.out) / data.name
+    for data, seed in [(Path(d), seed) for d in args.data for seed in args.seeds]:
+        out = Path(args.out) / data.name / f"seed{seed}"
         out.mkdir(parents=True, exist_ok=True)
         sources = ["--basic_source", f"imagefolder:{data}/basic/train", "--compound_source",
                    f"imagefolder:{data}/compound/train", "--eval_source", f"imagefolder:{data}/compound/test"]
         pretrain_s, _ = run([*LAUNCH, "recipes/pretrain_mae.py", "--config", "recipes/configs/pretrain_small_data_cpu.yaml",
                              "--sources", f"imagefolder:{data}/basic/train", f"imagefolder:{data}/compound/train",
-                             "--report_to", "none", "--seed", str(args.seed), "--output_dir", str(out / "mae")],
+                             "--report_to", "none", "--seed", str(seed), "--output_dir", str(out / "mae")],
                             out / "pretrain.log")
         curriculum_s, output = run([*LAUNCH, "recipes/curriculum.py", "--config",
                                     "recipes/configs/curriculum_small_data_cpu.yaml", "--mae_checkpoint", str(out / "mae"),
-                                    *sources, "--seed", str(args.seed), "--output_dir", str(out / "cer")],
+                                    *sources, "--seed", str(seed), "--output_dir", str(out / "cer")],
                                    out / "curriculum.log")
-        rows.append({"data": data.name, "model": "MAE → curriculum ViT", "pretrain_s": round(pretrain_s),
+        rows.append({"data": data.name, "seed": seed, "model": "MAE → curriculum ViT", "pretrain_s": round(pretrain_s),
                      "curriculum_s": round(curriculum_s), "total_min": round((pretrain_s + curriculum_s) / 60, 1),
                      "compound_macro_f1": f1_of(output)})
         print(json.dumps(rows[-1]), flush=True)
         if not args.no_cnn:
             cnn_s, output = run([*LAUNCH, "recipes/curriculum.py", "--config",
                                  "recipes/configs/curriculum_small_data_cpu.yaml", "--model_preset", "resnet-small",
-                                 *sources, "--seed", str(args.seed),
+                                 *sources, "--seed", str(seed),
                                  "--output_dir", str(out / "cnn")], out / "cnn.log")
-            rows.append({"data": data.name, "model": "CNN baseline (resnet-small), same curriculum", "pretrain_s": 0,
+            rows.append({"data": data.name, "seed": seed, "model": "CNN baseline (resnet-small), same curriculum", "pretrain_s": 0,
                          "curriculum_s": round(cnn_s), "total_min": round(cnn_s / 60, 1),
                          "compound_macro_f1": f1_of(output)})
             print(json.dumps(rows[-1]), flush=True)
-    print("\n| data | model | pretrain s | curriculum s | total min | compound macro F1 |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("\n| data | seed | model | pretrain s | curriculum s | total min | compound macro F1 |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
-        print(f"| {row['data']} | {row['model']} | {row['pretrain_s']} | {row['curriculum_s']} | {row['total_min']} "
-              f"| {row['compound_macro_f1']:.4f} |")
+        print(f"| {row['data']} | {row['seed']} | {row['model']} | {row['pretrain_s']} | {row['curriculum_s']} "
+              f"| {row['total_min']} | {row['compound_macro_f1']:.4f} |")
+    if len(args.seeds) > 1:
+        print("\n| data | model | compound macro F1, mean ± sd over seeds |")
+        print("| --- | --- | --- |")
+        for key in dict.fromkeys((row["data"], row["model"]) for row in rows):
+            scores = [row["compound_macro_f1"] for row in rows if (row["data"], row["model"]) == key]
+            print(f"| {key[0]} | {key[1]} | {statistics.mean(scores):.3f} ± {statistics.stdev(scores):.3f} |")
 
 
 if __name__ == "__main__":
