@@ -299,6 +299,7 @@ CURRICULUM_SMALL = ["--basic_source", "synthetic:basic:12", "--compound_source",
     (["--basic_source", "imagefolder:{sources}/unknown_class"],
      "folder '{sources}/unknown_class/banana' is not an expression label"),
     (["--basic_source", "csv:{sources}/tables/empty.csv"], "{sources}/tables/empty.csv, line 1: empty file"),
+    (["--negative_labels", "happy"], "--negative_labels ['Happiness']: these are model outputs"),
 ])
 def test_curriculum_refuses_bad_data_and_options_naming_them_and_keeps_the_earlier_runs_files(
         options, message, corpus, tmp_path, capsys, monkeypatch):
