@@ -258,7 +258,9 @@ def split_labels(rows, labels: set[str]):
     inside = [label in labels for label in rows["label"]] if labels else []  # labels are canonical by now
     if not any(inside):
         return rows, rows.select([])
-    return (rows.select([i for i, x in enumerate(inside) if not x]), rows.select([i for i, x in enumerate(inside) if x]))
+    outside_rows = [row for row, is_inside in enumerate(inside) if not is_inside]
+    inside_rows = [row for row, is_inside in enumerate(inside) if is_inside]
+    return rows.select(outside_rows), rows.select(inside_rows)
 
 
 def finish_run(run: CurriculumRun, *, push_to_hub: bool = False, hub_model_id: str | None = None) -> dict:
