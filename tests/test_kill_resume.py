@@ -322,7 +322,10 @@ def test_killing_accelerate_launch_stops_the_training_process(tmp_path, sig):
         assert files_of(out) == files  # nothing left writing
         assert newest_checkpoint(out) <= newest + save_steps  # at most the checkpoint being written then
         if sig == signal.SIGTERM:  # on SIGINT accelerate may SIGKILL the recipe itself before it can say why
-            assert f"curriculum.py: the launcher (accelerate launch, pid {launcher.pid}) has ended" in log_path.read_text()
+            # Either the recipe noticed its launcher end, or the signal reached it first; both say why it stopped.
+            said = log_path.read_text()
+            assert (f"curriculum.py: the launcher (accelerate launch, pid {launcher.pid}) has ended" in said
+                    or "now, without writing anything more" in said), said[-2000:]
     finally:
         if launcher.poll() is None:
             launcher.kill()
