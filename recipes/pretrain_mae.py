@@ -41,6 +41,7 @@ from cer_hf.data.streams import FaceStream, collate_faces, pretraining_stream, s
 from cer_hf.data.transforms import MAETrainTransform, normalize_pixels
 from cer_hf.hub.loading import UnsafeWeightsError, check_safe_weights, list_model_files
 from cer_hf.image_io import normalization
+from cer_hf.modeling.attention import use_fp32_attention_core
 from cer_hf.modeling.mae import build_mae_for_pretraining, load_mae_for_pretraining
 from cer_hf.presets import DECODER_FIELDS, mae_config
 from cer_hf.pretraining import (
@@ -234,6 +235,8 @@ def main(argv=None):
         model = build_mae_for_pretraining(config)
     if model_args.gradient_checkpointing:
         model.gradient_checkpointing_enable()
+    if accelerator.device.type == "cpu" and train_args.mixed_precision == "bf16":
+        use_fp32_attention_core(model)  # CPU flash attention is 3-4x slower in bf16 (cer_hf/modeling/attention.py)
     image_size = model.config.image_size
     num_patches = (image_size // model.config.patch_size) ** 2
 
@@ -274,9 +277,9 @@ def main(argv=None):
         f"processes × {train_args.gradient_accumulation_steps} accumulation; base lr {train_args.base_learning_rate:g} "
         f"→ lr {peak_lr:g}"
     )
-    optimizer = torch.optim.AdamW(
+    optimizer = torch.optim.AdamW(  # fused: one kernel for all tensors, 3x faster than the default on a CPU
         param_groups(model, train_args.weight_decay), lr=peak_lr,
-        betas=(train_args.adam_beta1, train_args.adam_beta2),
+        betas=(train_args.adam_beta1, train_args.adam_beta2), fused=accelerator.device.type in ("cpu", "cuda"),
     )
     model, optimizer = accelerator.prepare(model, optimizer)
 

@@ -377,6 +377,39 @@ def test_cpu_bf16_autocast_tracks_the_float32_loss(tmp_path):
     assert len(losses["bf16"]) == 3 and losses["bf16"] != losses["fp32"]  # bf16 did run in lower precision
     assert all(abs(a - b) / a < 0.03 for a, b in zip(losses["fp32"], losses["bf16"])), losses
     assert load_file(tmp_path / "bf16" / "model.safetensors")["vit.embeddings.cls_token"].dtype == torch.float32
+    assert "sdpa_fp32_core" not in (tmp_path / "bf16" / "config.json").read_text()  # a run-time choice, not saved
+
+
+def test_under_cpu_bf16_the_attention_core_runs_in_float32(monkeypatch):
+    """`use_fp32_attention_core`: under CPU bf16 autocast the SDPA kernel gets float32 query/key/value (its bf16
+    CPU kernel is 3-4x slower) while the projections stay bf16; without it the kernel gets bf16."""
+    from cer_hf.modeling.attention import use_fp32_attention_core
+    from cer_hf.modeling.mae import build_mae_for_pretraining
+
+    seen = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention",
+                        lambda query, *args, **kwargs: seen.append(query.dtype) or sdpa(query, *args, **kwargs))
+    config = mae_config("micro", image_size=32, patch_size=8)
+    config._attn_implementation = "sdpa"
+    model = build_mae_for_pretraining(config)
+    pixels, noise = torch.randn(2, 3, 32, 32), torch.rand(2, 16)
+    float32_loss = model(pixel_values=pixels, noise=noise).loss
+    seen.clear()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16_loss = model(pixel_values=pixels, noise=noise).loss
+    assert set(seen) == {torch.bfloat16}
+    seen.clear()
+    use_fp32_attention_core(model)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed_loss = model(pixel_values=pixels, noise=noise).loss
+        mixed_loss.backward()
+    assert set(seen) == {torch.float32} and len(seen) == config.num_hidden_layers + config.decoder_num_hidden_layers
+    assert model.vit.layers[0].attention.q_proj.weight.grad is not None
+    assert mixed_loss.item() != bf16_loss.item() and abs(mixed_loss.item() - float32_loss.item()) < 0.02
+    seen.clear()
+    assert torch.equal(model(pixel_values=pixels, noise=noise).loss, float32_loss)  # float32: the plain SDPA path
+    assert set(seen) == {torch.float32}
 
 
 def test_priming_the_next_pass_trains_the_same_model(tmp_path):
