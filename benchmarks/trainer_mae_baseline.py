@@ -7,7 +7,7 @@
 `load_dataset("imagefolder")`, `set_transform` with the ViT image processor (resize + normalise, decoding in
 the DataLoader workers), the default `ViTMAEForPreTraining` (75 % random masking), `Trainer` with its defaults
 except batch size, workers, steps and precision (`--bf16`). Writes steady-state images/s (steps after
-`--warmup_steps`, timed by a callback at each step end) as JSON. `benchmarks/vs_trainer.py` runs it against
+`--warmup_steps`, timed by a callback at each step end) and the mean training loss of the run as JSON. `benchmarks/vs_trainer.py` runs it against
 `recipes/pretrain_mae.py`.
 """
 
@@ -72,11 +72,12 @@ def main():
             bf16=args.bf16, use_cpu=args.use_cpu, learning_rate=1.5e-4, weight_decay=0.05, disable_tqdm=True,
         )
         trainer = Trainer(model=model, args=training_args, train_dataset=dataset, callbacks=[clock])
-        trainer.train()
+        result = trainer.train()
     timed = clock.times[args.warmup_steps - 1:]
     images_per_s = (len(timed) - 1) * args.batch_size / (timed[-1] - timed[0])
     with open(args.output, "w") as handle:
-        json.dump({"images_per_s": images_per_s, "timed_steps": len(timed) - 1}, handle)
+        json.dump({"images_per_s": images_per_s, "timed_steps": len(timed) - 1,
+                   "mean_loss": result.training_loss}, handle)
 
 
 if __name__ == "__main__":

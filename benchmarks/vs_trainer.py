@@ -10,6 +10,11 @@ processes: `recipes/pretrain_mae.py --sources imagefolder:DIR` and `benchmarks/t
 a user would). Both build the same `ViTMAEConfig` (`cer_hf.presets.mae_config`). Each run's steady-state
 images/s excludes its first `--warmup-steps` steps (start-up, worker launch, first compilations).
 
+Ours is given the Trainer's optimisation (peak lr 1.5e-4, beta2 0.999, gradient clipping at 1) and no crop, and
+each run's mean training loss is printed beside its speed: the speed must not come from doing less work. (The
+inputs still differ in small ways: our bicubic resize, flip and ImageNet mean/std against the image processor's
+bilinear resize and 0.5/0.5, so the two losses sit at slightly different levels.)
+
 Two comparisons, each over `--pairs` pairs: the medians, their ratio ours / Trainer and the median of the
 per-pair ratios (the steadier figure when the machine's load drifts between pairs):
   equal     the same precision (bf16 on a GPU, fp32 on a CPU unless `--bf16`) and the same workers on both;
@@ -44,6 +49,9 @@ def write_faces(folder: Path, count: int, size: int) -> None:
         rendered[index % len(rendered)].rotate(index // len(rendered)).save(folder / f"{index:05d}.jpg", quality=90)
 
 
+losses: dict[tuple[str, str], float] = {}  # (run tag, who) -> mean training loss over the run
+
+
 def run(command: list[str], workdir: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
                HF_DATASETS_CACHE=str(workdir / "hf-cache"))
@@ -59,9 +67,14 @@ def ours(args, folder: Path, workdir: Path, bf16: bool, tag: str) -> float:
          "--sources", f"imagefolder:{folder}", "--shuffle_buffer", str(args.shuffle_buffer),
          "--per_device_batch_size", str(args.batch_size), "--num_workers", str(args.num_workers),
          "--max_steps", str(args.steps), "--warmup_steps", "0", "--logging_steps", str(args.warmup_steps),
+         # the Trainer's optimisation and input: peak lr 1.5e-4 (ours scales base lr x batch / 256), Adam's beta2,
+         # gradient clipping at 1, no crop
+         "--base_learning_rate", str(1.5e-4 * 256 / args.batch_size), "--adam_beta2", "0.999",
+         "--max_grad_norm", "1.0", "--crop_scale_min", "1.0",
          "--save_steps", str(10 * args.steps), "--mixed_precision", "bf16" if bf16 else "no"], workdir)
     windows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     rates = [w["images_per_s"] for w in windows[1:]]  # equal windows after the first (warm-up) one
+    losses[tag, "ours"] = statistics.mean(w["loss"] for w in windows)  # equal windows: the run's mean loss
     return len(rates) / sum(1 / r for r in rates)
 
 
@@ -75,7 +88,9 @@ def trainer(args, folder: Path, workdir: Path, bf16: bool, workers: int, tag: st
          "--batch_size", str(args.batch_size), "--num_workers", str(workers), "--max_steps", str(args.steps),
          "--warmup_steps", str(args.warmup_steps), "--output", str(out), *(["--bf16"] if bf16 else []),
          *([] if torch.cuda.is_available() else ["--use_cpu"])], workdir)
-    return json.loads(out.read_text())["images_per_s"]
+    result = json.loads(out.read_text())
+    losses[tag, "trainer"] = result["mean_loss"]
+    return result["images_per_s"]
 
 
 def main() -> None:
@@ -114,8 +129,8 @@ def main() -> None:
                 rate = (ours(args, folder, workdir, bf16, tag) if who == "ours"
                         else trainer(args, folder, workdir, trainer_bf16, trainer_workers, tag))
                 rates[who].append(rate)
-            print(f"  {mode} pair {pair}: ours {rates['ours'][-1]:.1f}, Trainer {rates['trainer'][-1]:.1f} images/s",
-                  flush=True)
+            print(f"  {mode} pair {pair}: ours {rates['ours'][-1]:.1f}, Trainer {rates['trainer'][-1]:.1f} images/s; "
+                  f"mean loss ours {losses[tag, 'ours']:.4f}, Trainer {losses[tag, 'trainer']:.4f}", flush=True)
         a, b = statistics.median(rates["ours"]), statistics.median(rates["trainer"])
         pair_ratio = statistics.median(x / y for x, y in zip(rates["ours"], rates["trainer"]))
         trainer_setting = (f"{'bf16' if trainer_bf16 else 'fp32'}, {trainer_workers} workers")

@@ -35,3 +35,21 @@ def test_bad_input_corpus_script_counts_the_push_cases(tmp_path):
     assert "| cer-hf push | pickled_weights | clean error | 2 |" in result.stdout
     assert result.stdout.strip().endswith("tried 9; tracebacks 0; unclear 0; lost 0; skipped+named 0; clean error 9; "
                                           "handled 0")
+
+
+def test_step_profile_accounts_for_the_whole_step():
+    """benchmarks/step_profile.py at micro size: the phase shares and the operator-kind shares each add up to the
+    whole, and under bf16 the attention kernel is reached (through the float32 core)."""
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "step_profile.py"), "--preset", "micro",
+                             "--image-size", "32", "--patch-size", "8", "--batch-size", "4", "--steps", "2",
+                             "--source-size", "40", "--bf16"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if "threads:" in line)
+    split = next(i for i, line in enumerate(lines) if line.startswith("forward + backward by operator kind"))
+    phases = {line[:40].strip(): float(line.split()[-2]) for line in lines[start + 1:split]}
+    kinds = {line[:40].strip(): float(line.split()[-2]) for line in lines[split + 1:] if line.startswith("  ")}
+    assert list(phases) == ["decode + augment (loader workers)", "normalise + mask noise", "forward", "backward",
+                            "AdamW step + zero_grad", "non-finite check (host sync)"]
+    assert abs(sum(phases.values()) - 100) < 0.5 and abs(sum(kinds.values()) - 100) < 0.5
+    assert kinds["matrix multiply"] > 0 and kinds["attention kernel"] > 0
