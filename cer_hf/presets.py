@@ -62,6 +62,10 @@ def decoder_preset(name: str | None, encoder: str) -> dict:
     return dict(DECODER_PRESETS[name])
 
 
+CONV_STEM_MASKING = ("blank", "sparse")
+"""How an MAE's conv stem is kept from masked patches (cer_hf.modeling.mae explains both)."""
+
+
 def mae_config(
     preset: str,
     *,
@@ -79,6 +83,11 @@ def mae_config(
     """
     encoder = encoder_preset(preset)
     fields = {**encoder, **decoder_preset(decoder, preset), **overrides}
+    masking = fields.get("conv_stem_masking", "blank")
+    if masking not in CONV_STEM_MASKING:
+        raise ValueError(f"--conv_stem_masking {masking!r}: choose one of {', '.join(CONV_STEM_MASKING)}")
+    if masking == "sparse" and not fields.get("conv_stem_channels"):
+        raise ValueError("--conv_stem_masking sparse needs a conv stem: give --conv_stem_channels too")
     if fields["decoder_hidden_size"] % fields["decoder_num_attention_heads"]:
         raise ValueError(f"--decoder_hidden_size {fields['decoder_hidden_size']} is not a multiple of "
                          f"--decoder_num_attention_heads {fields['decoder_num_attention_heads']}")

@@ -63,6 +63,9 @@ class ModelArguments:
     conv_stem_convs_per_stage: int = field(default=1, metadata={"help": "3x3 convs per stem stage"})
     conv_stem_style: str = field(default="strided", metadata={
         "help": "strided (stride-2 conv opens each stage) or pooled (full-resolution first stage, max-pool between)"})
+    conv_stem_masking: str = field(default="blank", metadata={
+        "help": "how the conv stem is kept from masked patches: blank (zero their pixels) or sparse (SparK: zero "
+                "them after every stem layer, BatchNorm statistics from visible positions only)"})
     mask_ratio: float = field(default=0.75, metadata={"help": "share of patches masked, in (0, 1)"})
     norm_pix_loss: bool = True
     decoder_preset: str | None = field(default=None, metadata={
@@ -220,7 +223,7 @@ def main(argv=None):
                 mask_ratio=model_args.mask_ratio, norm_pix_loss=model_args.norm_pix_loss,
                 decoder=model_args.decoder_preset, conv_stem_channels=list(model_args.conv_stem_channels),
                 conv_stem_convs_per_stage=model_args.conv_stem_convs_per_stage,
-                conv_stem_style=model_args.conv_stem_style,
+                conv_stem_style=model_args.conv_stem_style, conv_stem_masking=model_args.conv_stem_masking,
                 **decoder_overrides(model_args),
             )
         except ValueError as error:

@@ -71,6 +71,28 @@ def free_port():
 # ----------------------------------------------------------------------------- units
 
 
+@pytest.mark.parametrize("stem", [[], [4, 8]])
+def test_a_fresh_mae_has_the_papers_sincos_positions_and_tokens(stem):
+    """transformers 5.24's `ViTMAEForPreTraining(config)` leaves both position tables at zero (checked here,
+    so this test notices when that changes); `build_mae_for_pretraining` gives the MAE paper's init."""
+    from cer_hf.modeling.mae import build_mae_for_pretraining, mae_position_embedding
+
+    config = mae_config("micro", image_size=32, patch_size=8, conv_stem_channels=stem)
+    plain = ViTMAEForPreTraining(mae_config("micro", image_size=32, patch_size=8))
+    assert plain.vit.embeddings.position_embeddings.abs().max() == 0  # the upstream gap this works around
+    torch.manual_seed(0)
+    model = build_mae_for_pretraining(config)
+    table = mae_position_embedding(4, config.hidden_size)
+    assert torch.equal(model.vit.embeddings.position_embeddings, table)
+    assert torch.equal(model.decoder.decoder_pos_embed, mae_position_embedding(4, config.decoder_hidden_size))
+    assert not model.vit.embeddings.position_embeddings.requires_grad  # fixed, as in the paper
+    # row 1 is grid cell (0, 0): sin(0) = 0 and cos(0) = 1 in each quarter; rows differ from cell to cell
+    quarter = config.hidden_size // 4
+    assert torch.equal(table[0, 1], torch.tensor(([0.0] * quarter + [1.0] * quarter) * 2))
+    assert len({tuple(row.tolist()) for row in table[0, 1:]}) == 16
+    assert 0.01 < model.vit.embeddings.cls_token.std() < 0.04 and 0.01 < model.decoder.mask_token.std() < 0.04
+
+
 def test_lr_scaling_rule():
     assert scaled_lr(1.5e-4, 4096) == pytest.approx(2.4e-3)
     assert scaled_lr(1.5e-4, 256) == pytest.approx(1.5e-4)
@@ -188,6 +210,11 @@ def test_micro_recipe_end_to_end_loss_falls(tmp_path):
     assert processor["size"] == {"height": 32, "width": 32} and processor["image_mean"] == [0.485, 0.456, 0.406]
     model = ViTMAEForPreTraining.from_pretrained(out)
     assert model.config.mask_ratio == 0.75 and model.config.norm_pix_loss
+    from cer_hf.modeling.mae import mae_position_embedding
+
+    table = mae_position_embedding(4, model.config.hidden_size)  # frozen: the recipe trains and saves it unchanged
+    assert torch.equal(model.vit.embeddings.position_embeddings, table)
+    assert torch.equal(model.decoder.decoder_pos_embed, mae_position_embedding(4, model.config.decoder_hidden_size))
 
     from cer_hf.modeling.convert import convert_mae_checkpoint
 
