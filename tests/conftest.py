@@ -38,13 +38,12 @@ def tiny_cer_config():
 
 @pytest.fixture
 def tiny_mae_dir(tmp_path):
-    """A saved, randomly initialised 32-px micro ViTMAEForPreTraining checkpoint."""
-    from transformers import ViTMAEForPreTraining
-
+    """A saved, randomly initialised 32-px micro ViTMAEForPreTraining checkpoint, as the recipe builds it."""
+    from cer_hf.modeling.mae import build_mae_for_pretraining
     from cer_hf.presets import mae_config
 
     torch.manual_seed(0)
-    model = ViTMAEForPreTraining(mae_config("micro", image_size=32, patch_size=8))
+    model = build_mae_for_pretraining(mae_config("micro", image_size=32, patch_size=8))
     path = tmp_path / "mae"
     model.save_pretrained(path)
     return path

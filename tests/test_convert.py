@@ -258,3 +258,18 @@ def test_reinit_conv_stem_needs_a_stem(tiny_mae_dir):
 
     with pytest.raises(ValueError, match="--reinit_conv_stem: the MAE checkpoint .* has no conv stem"):
         build_model(ModelArguments(mae_checkpoint=str(tiny_mae_dir), reinit_conv_stem=True))
+
+
+def test_converting_an_mae_without_positions_warns(tmp_path, tiny_mae_dir, caplog):
+    """A checkpoint from a bare transformers 5.24 `ViTMAEForPreTraining(config)` has zero position tables."""
+    from transformers import ViTMAEForPreTraining
+
+    from cer_hf.modeling.convert import load_mae_encoder
+    from cer_hf.presets import mae_config
+
+    ViTMAEForPreTraining(mae_config("micro", image_size=32, patch_size=8)).save_pretrained(tmp_path / "bare")
+    with caplog.at_level("WARNING", logger="cer_hf.modeling.convert"):
+        load_mae_encoder(tiny_mae_dir)
+        assert "position embeddings are all zero" not in caplog.text
+        load_mae_encoder(tmp_path / "bare")
+    assert f"{tmp_path / 'bare'}: the position embeddings are all zero" in caplog.text

@@ -119,6 +119,10 @@ def load_mae_encoder(mae_dir: str | Path) -> ViTMAEModel:
     check_safe_folder(path)  # safetensors only: a pytorch_model.bin-only checkpoint is refused, never unpickled
     model, dropped = load_mae_encoder_model(path, config)
     logger.info(f"[convert] {path}: encoder loaded; the decoder ({dropped} tensors) is dropped by design")
+    if not model.embeddings.position_embeddings.any():
+        logger.warning(f"[convert] {path}: the position embeddings are all zero, so this MAE learned without "
+                       "positions (a fresh transformers 5.24 ViTMAEForPreTraining; docs/pretraining.md, "
+                       "'Initialisation'); pretrain it again with recipes/pretrain_mae.py")
     return model
 
 
