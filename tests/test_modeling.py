@@ -109,3 +109,26 @@ def test_drop_path_only_in_training(tiny_cer_config):
     torch.manual_seed(1)
     with torch.no_grad():
         assert not torch.equal(model(pixels).logits, model(pixels).logits)
+
+
+def test_under_cpu_bf16_the_attention_core_runs_in_float32(tiny_cer_config, monkeypatch):
+    """A bf16 curriculum on a CPU hands the SDPA kernel float32 query/key/value (its bf16 CPU kernel is 3-4x
+    slower), with gradients flowing back to the bf16 projections; in float32 the kernel sees float32 as before."""
+    seen = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention",
+                        lambda query, *args, **kwargs: seen.append(query.dtype) or sdpa(query, *args, **kwargs))
+    model = make_model(tiny_cer_config)
+    pixels, labels = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    float32_loss = model(pixels, labels=labels).loss
+    assert seen == [torch.float32] * tiny_cer_config.num_hidden_layers
+    seen.clear()
+    projected = []
+    model.vit.layers[0].attention.o_proj.register_forward_hook(lambda module, args, out: projected.append(out.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = model(pixels, labels=labels)
+        output.loss.backward()
+    assert seen == [torch.float32] * tiny_cer_config.num_hidden_layers
+    assert projected == [torch.bfloat16]  # the projections around the core still compute in bf16
+    assert model.vit.layers[0].attention.q_proj.weight.grad.abs().sum() > 0
+    assert abs(output.loss.item() - float32_loss.item()) < 0.02
