@@ -53,3 +53,20 @@ def test_step_profile_accounts_for_the_whole_step():
                             "AdamW step + zero_grad", "non-finite check (host sync)"]
     assert abs(sum(phases.values()) - 100) < 0.5 and abs(sum(kinds.values()) - 100) < 0.5
     assert kinds["matrix multiply"] > 0 and kinds["attention kernel"] > 0
+
+
+def test_curriculum_precision_times_the_three_paths():
+    """benchmarks/curriculum_precision.py at micro size prints float32, shipped bf16 and bf16-core rows and the
+    two ratios, each computed from those rows."""
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "curriculum_precision.py"), "--preset", "micro",
+                             "--image-size", "32", "--no-stem", "--batch-size", "4", "--steps", "1", "--repeats", "1"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    ms = {line[:44].strip(): float(line.split()[-4]) for line in lines if "ms/step" in line}
+    assert list(ms) == ["float32", "bf16, float32 attention core (shipped)", "bf16, bf16 attention core"]
+    speed_up, versus_float32 = (float(part.split()[-1].rstrip("x")) for part in lines[-1].split(";"))
+    shipped = ms["bf16, float32 attention core (shipped)"]
+    # the printed ms are rounded to 0.1 and the ratios to 0.01, so compare at a few percent
+    assert speed_up == pytest.approx(ms["bf16, bf16 attention core"] / shipped, rel=0.04, abs=0.006)
+    assert versus_float32 == pytest.approx(ms["float32"] / shipped, rel=0.04, abs=0.006)

@@ -195,6 +195,8 @@ class ViTCompoundExpressionEmbeddings(nn.Module):
 class ViTCompoundExpressionAttention(nn.Module):
     """Multi-head self-attention with ViTMAE's projection names, computed by `scaled_dot_product_attention`."""
 
+    float32_core_on_cpu = True  # benchmarks/curriculum_precision.py turns it off to measure what it saves
+
     def __init__(self, config):
         super().__init__()
         self.num_heads = config.num_attention_heads
@@ -211,7 +213,7 @@ class ViTCompoundExpressionAttention(nn.Module):
             for proj in (self.q_proj, self.k_proj, self.v_proj)
         )
         dropout = self.dropout if self.training else 0.0
-        if q.device.type == "cpu" and q.dtype != torch.float32:
+        if self.float32_core_on_cpu and q.device.type == "cpu" and q.dtype != torch.float32:
             # CPU flash attention is 3-4x slower in bf16 than in float32 at ViT lengths: run only the core in
             # float32 (autocast off, or it casts straight back), the projections around it stay bf16
             with torch.autocast("cpu", enabled=False):
