@@ -144,6 +144,30 @@ def test_the_cnn_baseline_trains_with_the_same_curriculum_and_metric(tmp_path):
     assert results["compound_macro_f1"] == pytest.approx(metrics["eval_compound_macro_f1"], abs=1e-9)
 
 
+def test_a_trained_cnn_teaches_a_vit_through_teacher_model(tmp_path, caplog):
+    """--teacher_model: the CNN baseline's output folder distils into a fresh ViT run; the weight changes the
+    training (different metrics from weight 0); a teacher that reads other inputs is refused by name."""
+    import logging
+
+    teacher = tmp_path / "cnn"
+    _recipe().main(["--config", str(MICRO), "--output_dir", str(teacher), "--model_preset", "resnet-tiny",
+                    "--evaluate_each_stage", "false", *SMALL])
+    runs = {}
+    for weight in ("0", "0.5"):
+        with caplog.at_level(logging.INFO, logger="cer_hf.curriculum.build"):
+            runs[weight] = _recipe().main(["--config", str(MICRO), "--output_dir", str(tmp_path / f"vit{weight}"),
+                                           "--teacher_model", str(teacher), "--distill_weight", weight,
+                                           "--evaluate_each_stage", "false", *SMALL])
+    assert f"[distill] teacher {teacher} (CNNForCompoundExpression), weight 0.5" in caplog.text
+    assert runs["0"]["eval_loss"] != runs["0.5"]["eval_loss"]
+    with pytest.raises(ValueError, match=r"--teacher_model .*cnn does not read the student's inputs: image_size 32"):
+        _recipe().main(["--config", str(MICRO), "--output_dir", str(tmp_path / "bad"), "--teacher_model",
+                        str(teacher), "--image_size", "48", *SMALL])
+    with pytest.raises(ValueError, match="--distill_weight must be in"):
+        _recipe().main(["--config", str(MICRO), "--output_dir", str(tmp_path / "bad"), "--teacher_model",
+                        str(teacher), "--distill_weight", "1.5", *SMALL])
+
+
 def _write_folder(root: Path, rows) -> None:
     for index, (image, label) in enumerate(zip(rows["image"], rows["label"])):
         folder = root / label.replace(" ", "_")

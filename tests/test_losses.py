@@ -102,6 +102,32 @@ def test_curriculum_trainer_bmc_uses_the_probabilities(tiny_cer_config, tmp_path
     assert loss.item() == pytest.approx(sum(_bce(z, y) for row in targets for z, y in zip(LOGITS, row)) / 12, rel=1e-6)
 
 
+def test_distillation_mixes_label_and_teacher_bce_by_hand(tiny_cer_config, tmp_path):
+    """With a teacher: training loss = (1 - w) BCE(z, labels) + w BCE(z, sigmoid(teacher logits)); in evaluation
+    (model.eval()) the plain label BCE, and the teacher gets no gradient."""
+    from transformers import TrainingArguments
+
+    from cer_hf.curriculum.trainer import CurriculumTrainer
+
+    student = _fixed_logit_model(tiny_cer_config, LOGITS).train()
+    teacher_logits = [-1.0, 2.0, 0.0, 1.0, 0.5, -2.0]
+    teacher = _fixed_logit_model(tiny_cer_config, teacher_logits).requires_grad_(False)
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
+    trainer = CurriculumTrainer(model=student, args=args, teacher=teacher, distill_weight=0.25)
+    targets = [[1, 0, 0, 0, 0, 0], [0, 0, 1, 0, 0, 1]]
+    inputs = {"pixel_values": torch.randn(2, 3, 32, 32), "labels": torch.tensor(targets, dtype=torch.float32)}
+    loss = trainer.compute_loss(student, dict(inputs))
+    hard = sum(_bce(z, y) for row in targets for z, y in zip(LOGITS, row)) / 12
+    soft = sum(_bce(z, _sigmoid(t)) for z, t in zip(LOGITS, teacher_logits)) / 6
+    assert loss.item() == pytest.approx(0.75 * hard + 0.25 * soft, rel=1e-6)
+    loss.backward()
+    assert student.head[-1].bias.grad is not None and teacher.head[-1].bias.grad is None
+    student.eval()
+    assert trainer.compute_loss(student, dict(inputs)).item() == pytest.approx(hard, rel=1e-6)
+    with pytest.raises(ValueError, match="--teacher_model distils into the BCE loss"):
+        CurriculumTrainer(model=student, args=args, teacher=teacher, loss="bmc")
+
+
 # ----------------------------------------------------------------------------- multi-task (Liu et al., ABAW7 MTL)
 
 

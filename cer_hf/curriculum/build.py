@@ -32,9 +32,10 @@ from cer_hf.curriculum.trainer import CurriculumTrainer
 from cer_hf.data.labelled import LabelledImageDataset, keep_evaluated, keep_targets, load_labelled, split_by_kind
 from cer_hf.evaluation.metrics import compound_metrics_fn, keep_logits
 from cer_hf.hub.publish import publish
-from cer_hf.modeling.build import ModelArguments, build_model
+from cer_hf.modeling.build import ModelArguments, build_model, model_class_for
 from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
 from cer_hf.pretraining import scaled_lr
+from cer_hf.safe_weights import check_safe_folder
 from cer_hf.taxonomy import NON_TARGET_LABELS, parse_label
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,11 @@ class CurriculumArguments:
     base_learning_rate: float | None = field(
         default=None, metadata={"help": "if set: learning_rate = base_learning_rate * effective batch / 256"})
     evaluate_each_stage: bool = field(default=True, metadata={"help": "evaluate at the end of every stage"})
+    teacher_model: str | None = field(default=None, metadata={
+        "help": "a trained compound model folder (e.g. the CNN baseline's --output_dir): its sigmoid probabilities "
+                "on each training batch become soft targets beside the labels (knowledge distillation)"})
+    distill_weight: float = field(default=0.5, metadata={
+        "help": "with --teacher_model: loss = (1 - w) BCE(labels) + w BCE(teacher probabilities)"})
 
 
 def build_mixer(options: CurriculumArguments) -> CompoundMixer:
@@ -106,6 +112,11 @@ def build_schedule(options: CurriculumArguments) -> CurriculumSchedule:
     """The validated schedule; bad `--stage_epochs`, `--compound_shares`, `--curriculum_mode` or `--loss` fail here."""
     if options.loss not in LOSSES:
         raise ValueError(f"--loss must be 'bce' or 'bmc', got {options.loss!r}")
+    if options.teacher_model is not None:
+        if options.loss != "bce":
+            raise ValueError(f"--teacher_model distils into the BCE loss; it cannot be used with --loss {options.loss}")
+        if not 0.0 <= options.distill_weight <= 1.0:
+            raise ValueError(f"--distill_weight must be in [0, 1], got {options.distill_weight:g}")
     build_mixer(options)  # validates the mixing options too
     return CurriculumSchedule(options.stage_epochs, options.compound_shares, options.curriculum_mode)
 
@@ -225,6 +236,12 @@ def build_curriculum_trainer(model_args: ModelArguments, data_args: DataArgument
                 f"{options.layer_decay:g}; drop path {model.config.drop_path_rate:g}; loss {options.loss}; "
                 f"{type(model).__name__} {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
 
+    teacher = None
+    if options.teacher_model is not None:
+        teacher = load_teacher(options.teacher_model, model.config, processor)
+        logger.info(f"[distill] teacher {options.teacher_model} ({type(teacher).__name__}), weight "
+                    f"{options.distill_weight:g}")
+
     trainer = CurriculumTrainer(
         model=model,
         args=training_args,
@@ -239,8 +256,34 @@ def build_curriculum_trainer(model_args: ModelArguments, data_args: DataArgument
         loss=options.loss,
         bmc_noise_var=options.bmc_noise_var,
         evaluate_each_stage=options.evaluate_each_stage and eval_dataset is not None,
+        teacher=teacher,
+        distill_weight=options.distill_weight,
     )
     return CurriculumRun(trainer=trainer, schedule=schedule, processor=processor)
+
+
+def load_teacher(path: str, student_config, student_processor):
+    """A frozen teacher for distillation: a saved compound model that reads the student's exact inputs.
+
+    It sees the student's normalised, mixed and augmented batch, so its image size, normalisation and basic
+    labels must be the student's; anything else is refused, naming `--teacher_model`.
+    """
+    folder = Path(path)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"--teacher_model {folder}: no config.json (expected a trained model folder, "
+                                "e.g. a curriculum --output_dir)")
+    check_safe_folder(folder, f"--teacher_model {folder}")
+    teacher = model_class_for(folder).from_pretrained(folder, use_safetensors=True)
+    mismatches = [f"{name} {getattr(teacher.config, name)} (student {getattr(student_config, name)})"
+                  for name in ("image_size", "basic_labels") if getattr(teacher.config, name) != getattr(student_config, name)]
+    if (folder / "preprocessor_config.json").is_file():
+        stats = json.loads((folder / "preprocessor_config.json").read_text())
+        for name in ("image_mean", "image_std"):
+            if [round(v, 6) for v in stats.get(name, [])] != [round(v, 6) for v in getattr(student_processor, name)]:
+                mismatches.append(f"{name} {stats.get(name)} (student {list(getattr(student_processor, name))})")
+    if mismatches:
+        raise ValueError(f"--teacher_model {folder} does not read the student's inputs: {'; '.join(mismatches)}")
+    return teacher.eval().requires_grad_(False)
 
 
 def negative_label_set(labels, label_space) -> set[str]:

@@ -146,20 +146,26 @@ class CurriculumTrainer(Trainer):
     * trains on a `CurriculumDataset` through a `CurriculumSampler` (tokens carry the epoch);
     * optional layer-wise lr decay (`layer_decay`) in `create_optimizer`;
     * `loss="bce"` (the model's multi-label BCE) or `"bmc"` (Balanced MSE on the probabilities);
+    * optional distillation: with a frozen `teacher`, the training loss is
+      `(1 - distill_weight) * BCE(labels) + distill_weight * BCE(sigmoid(teacher logits))` on the same batch;
     * adds to each training log the curriculum stage, the scheduled compound share and the share
       of compound samples the model actually saw since the last log.
     """
 
     def __init__(self, *args, layer_decay: float | None = None, loss: str = "bce", bmc_noise_var: float = 1.0,
-                 evaluate_each_stage: bool = True, **kwargs):
+                 evaluate_each_stage: bool = True, teacher: torch.nn.Module | None = None, distill_weight: float = 0.5,
+                 **kwargs):
         if loss not in ("bce", "bmc"):
             raise ValueError(f"--loss must be 'bce' or 'bmc', got {loss!r}")
+        if teacher is not None and loss != "bce":
+            raise ValueError(f"--teacher_model distils into the BCE loss; it cannot be used with --loss {loss}")
         super().__init__(*args, **kwargs)
         # The model's forward takes **kwargs, so the Trainer would assume its loss is normalized by
         # `num_items_in_batch` (skipping the gradient-accumulation division and rescaling across
         # devices). Its BCE is a per-batch mean: let the Trainer scale it.
         self.model_accepts_loss_kwargs = False
         self.layer_decay, self.loss_name, self.bmc_noise_var = layer_decay, loss, bmc_noise_var
+        self.teacher, self.distill_weight = teacher, distill_weight
         self._seen = Counter()
         self.curriculum_sampler = None
         # The trainer owns the callback that moves its sampler from epoch to epoch.
@@ -196,11 +202,25 @@ class CurriculumTrainer(Trainer):
             self._seen["compound"] += int((kinds != BASIC).sum())
             if stages is not None and stages.numel():
                 self._seen["stage"] = int(stages.max()) + 1
+        if self.teacher is not None and model.training:
+            return self.distillation_loss(model, inputs, return_outputs)
         if self.loss_name == "bce":
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         labels = inputs.pop("labels")
         outputs = model(**inputs)
         loss = bmc_loss(outputs.probabilities, labels, self.bmc_noise_var)
+        return (loss, outputs) if return_outputs else loss
+
+    def distillation_loss(self, model, inputs, return_outputs=False):
+        """`(1 - w) * BCE(labels) + w * BCE(teacher probabilities)`; the teacher sees the student's batch."""
+        pixels = inputs["pixel_values"]
+        if next(self.teacher.parameters()).device != pixels.device:
+            self.teacher.to(pixels.device)
+        with torch.no_grad():
+            soft_targets = torch.sigmoid(self.teacher(pixel_values=pixels).logits.float())
+        outputs = model(**inputs)
+        soft_loss = F.binary_cross_entropy_with_logits(outputs.logits.float(), soft_targets)
+        loss = (1.0 - self.distill_weight) * outputs.loss + self.distill_weight * soft_loss
         return (loss, outputs) if return_outputs else loss
 
     def train(self, resume_from_checkpoint=None, trial=None, ignore_keys_for_eval=None, **kwargs):
