@@ -11,6 +11,8 @@ Model: `--model_name_or_path` (a converted checkpoint), `--mae_checkpoint` (an M
 converted on the fly) or neither (a fresh `--model_preset` model). Data: `--basic_source`,
 optional `--compound_source` (natural compounds) and `--eval_source`, all source specs
 (`synthetic:basic:2000`, `imagefolder:/path`, `csv:/file.csv`, `rafdb-basic:/root`, ...).
+Distillation: `--teacher_model DIR` (a trained model) or `--teacher_preset resnet-small` (a CNN teacher
+trained first in this run, kept in OUTPUT_DIR/teacher).
 See docs/curriculum.md for every option.
 """
 
@@ -31,6 +33,7 @@ from cer_hf.curriculum.build import (
     finish_run,
     training_overrides,
 )
+from cer_hf.curriculum.teacher import train_teacher
 from cer_hf.curriculum.trainer import resolve_resume_checkpoint
 from cer_hf.modeling.build import ModelArguments
 
@@ -66,6 +69,10 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"[optim] effective batch {effective_batch_size(training_args)}; lr {training_args.learning_rate:g}"
               + (f" (base lr {base:g} x {effective_batch_size(training_args)}/256)" if base is not None else ""),
               flush=True)
+
+    # With --teacher_preset, a CNN teacher trains first on the same data and curriculum (OUTPUT_DIR/teacher).
+    if curriculum_args.teacher_preset is not None:
+        curriculum_args.teacher_model = train_teacher(model_args, data_args, curriculum_args, training_args)
 
     # Model, curriculum data, collator and trainer.
     run = build_curriculum_trainer(model_args, data_args, curriculum_args, training_args, schedule)

@@ -168,6 +168,39 @@ def test_a_trained_cnn_teaches_a_vit_through_teacher_model(tmp_path, caplog):
                         str(teacher), "--distill_weight", "1.5", *SMALL])
 
 
+
+def test_teacher_preset_trains_a_cnn_first_then_distils_and_a_rerun_reuses_it(tmp_path, caplog):
+    """--teacher_preset: a CNN trains on the same data in OUTPUT_DIR/teacher, then teaches the ViT; its logged
+    figure is its own metrics.json; a rerun in that folder reuses the teacher (same student metrics, no
+    retraining); conflicting or unknown teacher options are refused by name."""
+    import json
+    import logging
+
+    out = tmp_path / "run"
+    args = ["--config", str(MICRO), "--output_dir", str(out), "--teacher_preset", "resnet-tiny",
+            "--evaluate_each_stage", "false", *SMALL]
+    with caplog.at_level(logging.INFO, logger="cer_hf"):
+        first = _recipe().main(args)
+    teacher = json.loads((out / "teacher" / "metrics.json").read_text())
+    assert f"[teacher] compound macro F1 {teacher['compound_macro_f1']:.4f}" in caplog.text
+    assert f"[distill] teacher {out / 'teacher'} (CNNForCompoundExpression), weight 0.5" in caplog.text
+    assert json.loads((out / "resolved_args.json").read_text())["CurriculumArguments"]["teacher_model"] == str(
+        out / "teacher")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="cer_hf"):
+        again = _recipe().main(args)
+    assert "[teacher] reusing the resnet-tiny teacher" in caplog.text and "[teacher] compound" not in caplog.text
+    assert again["eval_loss"] == first["eval_loss"]
+    plain = _recipe().main(["--config", str(MICRO), "--output_dir", str(tmp_path / "plain"), "--teacher_preset",
+                            "none", "--evaluate_each_stage", "false", *SMALL])
+    assert plain["eval_loss"] != first["eval_loss"] and not (tmp_path / "plain" / "teacher").exists()
+    with pytest.raises(ValueError, match="--teacher_preset 'micro': choose one of resnet-tiny"):
+        _recipe().main(["--config", str(MICRO), "--output_dir", str(tmp_path / "bad"), "--teacher_preset", "micro",
+                        *SMALL])
+    with pytest.raises(ValueError, match="set only one of them"):
+        _recipe().main(["--config", str(MICRO), "--output_dir", str(tmp_path / "bad"), "--teacher_preset",
+                        "resnet-tiny", "--teacher_model", str(out / "teacher"), *SMALL])
+
 def _write_folder(root: Path, rows) -> None:
     for index, (image, label) in enumerate(zip(rows["image"], rows["label"])):
         folder = root / label.replace(" ", "_")

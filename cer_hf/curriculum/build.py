@@ -33,6 +33,7 @@ from cer_hf.data.labelled import LabelledImageDataset, keep_evaluated, keep_targ
 from cer_hf.evaluation.metrics import compound_metrics_fn, keep_logits
 from cer_hf.hub.publish import publish
 from cer_hf.modeling.build import ModelArguments, build_model, model_class_for
+from cer_hf.modeling.cnn import CNN_PRESETS
 from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
 from cer_hf.pretraining import scaled_lr
 from cer_hf.safe_weights import check_safe_folder
@@ -92,8 +93,11 @@ class CurriculumArguments:
     teacher_model: str | None = field(default=None, metadata={
         "help": "a trained compound model folder (e.g. the CNN baseline's --output_dir): its sigmoid probabilities "
                 "on each training batch become soft targets beside the labels (knowledge distillation)"})
+    teacher_preset: str | None = field(default=None, metadata={
+        "help": "a CNN baseline (resnet-tiny, resnet-small, resnet-18) trained first on the same data and "
+                "curriculum, saved to OUTPUT_DIR/teacher, then distilled as --teacher_model; none: no teacher"})
     distill_weight: float = field(default=0.5, metadata={
-        "help": "with --teacher_model: loss = (1 - w) BCE(labels) + w BCE(teacher probabilities)"})
+        "help": "with a teacher: loss = (1 - w) BCE(labels) + w BCE(teacher probabilities)"})
 
 
 def build_mixer(options: CurriculumArguments) -> CompoundMixer:
@@ -109,12 +113,22 @@ def build_mixer(options: CurriculumArguments) -> CompoundMixer:
 
 
 def build_schedule(options: CurriculumArguments) -> CurriculumSchedule:
-    """The validated schedule; bad `--stage_epochs`, `--compound_shares`, `--curriculum_mode` or `--loss` fail here."""
+    """The validated schedule; bad `--stage_epochs`, `--compound_shares`, `--curriculum_mode`, `--loss` or teacher
+    options fail here (`--teacher_preset none` becomes None)."""
     if options.loss not in LOSSES:
         raise ValueError(f"--loss must be 'bce' or 'bmc', got {options.loss!r}")
-    if options.teacher_model is not None:
+    if options.teacher_preset in ("none", "None", ""):  # how a command line switches off a preset's teacher
+        options.teacher_preset = None
+    if options.teacher_preset is not None:
+        if options.teacher_preset not in CNN_PRESETS:
+            raise ValueError(f"--teacher_preset {options.teacher_preset!r}: choose one of {', '.join(CNN_PRESETS)} "
+                             "or none")
+        if options.teacher_model is not None:
+            raise ValueError(f"--teacher_preset {options.teacher_preset} trains the teacher that --teacher_model "
+                             f"{options.teacher_model} would give: set only one of them")
+    if options.teacher_model is not None or options.teacher_preset is not None:
         if options.loss != "bce":
-            raise ValueError(f"--teacher_model distils into the BCE loss; it cannot be used with --loss {options.loss}")
+            raise ValueError(f"a teacher distils into the BCE loss; it cannot be used with --loss {options.loss}")
         if not 0.0 <= options.distill_weight <= 1.0:
             raise ValueError(f"--distill_weight must be in [0, 1], got {options.distill_weight:g}")
     build_mixer(options)  # validates the mixing options too
@@ -306,8 +320,10 @@ def split_labels(rows, labels: set[str]):
     return rows.select(outside_rows), rows.select(inside_rows)
 
 
-def finish_run(run: CurriculumRun, *, push_to_hub: bool = False, hub_model_id: str | None = None) -> dict:
-    """Evaluate, save model + image processor + `eval_results.json`/`metrics.json`, optionally publish."""
+def finish_run(run: CurriculumRun, *, push_to_hub: bool = False, hub_model_id: str | None = None,
+               tag: str = "result") -> dict:
+    """Evaluate, save model + image processor + `eval_results.json`/`metrics.json` (written last), optionally
+    publish. The figure is logged as `[tag] compound macro F1 ...`."""
     trainer = run.trainer
     output_dir = Path(trainer.args.output_dir)
     metrics = {}
@@ -322,7 +338,7 @@ def finish_run(run: CurriculumRun, *, push_to_hub: bool = False, hub_model_id: s
         if "compound_macro_f1" in summary:
             basic = summary.get("basic_macro_f1")
             basic = "n/a (no basic rows in the evaluation set)" if basic is None or basic != basic else f"{basic:.4f}"
-            logger.info(f"[result] compound macro F1 {summary['compound_macro_f1']:.4f} "
+            logger.info(f"[{tag}] compound macro F1 {summary['compound_macro_f1']:.4f} "
                         f"(chance 1/{len(trainer.model.config.compound_names)}); basic macro F1 {basic}")
         if push_to_hub:
             if not hub_model_id:
