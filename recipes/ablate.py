@@ -80,6 +80,11 @@ def main(argv: list[str] | None = None) -> dict:
         raise ValueError("--eval_source is needed: the ablation reports the compound macro F1")
     if len(ablation.seeds) < 3:
         raise ValueError(f"--seeds: give at least 3 seeds (got {ablation.seeds}); a row is reported as mean ± sd")
+    build_schedule(base)  # validates the base options (and turns --teacher_preset none into None) before any run
+    if base.teacher_preset is not None:  # e.g. the small-data preset's: a teacher per row would confound the rows
+        print(f"[ablation] --teacher_preset {base.teacher_preset} ignored: every row trains on the labels alone "
+              "(--teacher_model DIR distils one trained teacher into every row)", flush=True)
+        base = dataclasses.replace(base, teacher_preset=None)
     results: dict[str, dict] = {}
 
     def measure(name: str, options: CurriculumArguments) -> str:

@@ -238,3 +238,6 @@ def test_small_data_presets_run_the_readme_commands_with_neutral_as_negatives(tm
     assert "48 samples per epoch" in caplog.text  # 42 rows, Neutral included, in whole batches of 16
     assert metrics["eval_num_compound"] == 14
     assert "basic macro F1 n/a (no basic rows in the evaluation set)" in caplog.text
+    # the preset's resnet-small teacher trains first in OUT/cer/teacher, then distils into the ViT
+    assert "[teacher] compound macro F1" in caplog.text and (tmp_path / "cer/teacher/model.safetensors").is_file()
+    assert f"[distill] teacher {tmp_path / 'cer/teacher'} (CNNForCompoundExpression), weight 0.5" in caplog.text
