@@ -70,3 +70,17 @@ def test_curriculum_precision_times_the_three_paths():
     # the printed ms are rounded to 0.1 and the ratios to 0.01, so compare at a few percent
     assert speed_up == pytest.approx(ms["bf16, bf16 attention core"] / shipped, rel=0.04, abs=0.006)
     assert versus_float32 == pytest.approx(ms["float32"] / shipped, rel=0.04, abs=0.006)
+
+
+def test_small_data_benchmark_reads_the_student_and_the_teacher_lines():
+    """benchmarks/small_data.py takes the ViT's figure from `[result]` and the CNN baseline's from `[teacher]`."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("small_data", ROOT / "benchmarks" / "small_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    log = ("[teacher] compound macro F1 0.7314 (chance 1/7); basic macro F1 n/a\n...\n"
+           "[result] compound macro F1 0.8126 (chance 1/7); basic macro F1 n/a\n")
+    assert (module.f1_of(log), module.f1_of(log, "teacher")) == (0.8126, 0.7314)
+    with pytest.raises(ValueError, match=r"no \[teacher\] line"):
+        module.f1_of("[result] compound macro F1 0.5 (chance 1/7)", "teacher")
