@@ -39,7 +39,7 @@ from cer_hf.modeling.build import ModelArguments
 
 # Settings a run in an output_dir with checkpoints must share with the run that wrote them.
 RESUME_FIELDS = ("seed", "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate",
-                 "stage_epochs", "compound_shares", "curriculum_mode")
+                 "stage_epochs", "compound_shares", "curriculum_mode", "teacher_preset", "distill_weight")
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -147,6 +147,14 @@ def test_curriculum_refuses_an_output_dir_with_another_runs_checkpoints(tmp_path
     assert saved.read_text() == before
 
 
+
+def test_resuming_with_another_teacher_setting_is_refused_before_any_teacher_trains(tmp_path):
+    _previous_run(tmp_path, "--teacher_preset", "resnet-tiny")
+    with pytest.raises(ValueError, match=r"distill_weight: 0.5 in resolved_args.json, 0.25 now"):
+        _curriculum().main(["--config", str(MICRO), "--output_dir", str(tmp_path), "--teacher_preset", "resnet-tiny",
+                            "--distill_weight", "0.25"])
+    assert not (tmp_path / "teacher").exists()
+
 def test_overwrite_output_dir_skips_the_comparison_and_checks_still_run_before_writing(tmp_path):
     saved = _previous_run(tmp_path, "--seed", "3")
     before = saved.read_text()
