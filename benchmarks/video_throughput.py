@@ -99,7 +99,7 @@ def main() -> None:
             _, wall, cpu = timed(lambda: predictor.scores(crops))
             print(f"model only ({dtype}, {threads} thr): {len(crops) / wall:7.1f} frames/s wall, "
                   f"{len(crops) / cpu:7.1f} per CPU-s (preprocessing included)")
-    del frames, crops
+    frames = crops = None  # free the decoded frames before the end-to-end runs
 
     results = []
     print("end to end (decode + detect + model + smoothing):")

@@ -15,7 +15,6 @@ from cer_hf.modeling.build import model_class_for
 from cer_hf.modeling.modeling_cer import ViTForCompoundExpression
 # The check lives on the bottom floor so that model building (below the Hub) uses it too; re-exported here.
 from cer_hf.safe_weights import PICKLE_SUFFIXES, UnsafeWeightsError, check_safe_weights
-from cer_hf.safe_weights import pickle_files as _pickles
 
 __all__ = ["PICKLE_SUFFIXES", "UnsafeWeightsError", "check_model_location", "check_safe_weights", "list_model_files",
            "load_model"]

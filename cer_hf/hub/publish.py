@@ -27,10 +27,11 @@ from pathlib import Path
 from huggingface_hub import CommitOperationAdd, HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
-from cer_hf.hub.loading import UnsafeWeightsError, _pickles, check_safe_weights
+from cer_hf.hub.loading import UnsafeWeightsError, check_safe_weights
 from cer_hf.hub.model_card import (
     METRICS_FILES, TRAINING_FILES, card_kind, read_config, read_json_object, render_model_card,
 )
+from cer_hf.safe_weights import pickle_files
 
 # Pickles the HF Trainer writes next to the weights: run state, not weights; never uploaded, not refused.
 TRAINER_STATE_PICKLES = re.compile(r"^(training_args\.bin|optimizer\.pt|scheduler\.pt|scaler\.pt|rng_state.*\.pth)$")
@@ -80,7 +81,7 @@ def stage_checkpoint(
     if staging.resolve() == source.resolve():
         raise ValueError(f"{staging}: the staging directory must not be the checkpoint directory")
     names = sorted(p.name for p in source.iterdir() if p.is_file())
-    pickles = [name for name in _pickles(names) if not TRAINER_STATE_PICKLES.match(name)]
+    pickles = [name for name in pickle_files(names) if not TRAINER_STATE_PICKLES.match(name)]
     if pickles:
         raise UnsafeWeightsError(
             f"{source} contains pickled weights ({', '.join(pickles)}); cer_hf publishes safetensors only, because "
