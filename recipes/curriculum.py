@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     # With --teacher_preset, a CNN teacher trains first on the same data and curriculum (OUTPUT_DIR/teacher).
     if curriculum_args.teacher_preset is not None:
-        curriculum_args.teacher_model = train_teacher(model_args, data_args, curriculum_args, training_args)
+        curriculum_args.teacher_model = train_teacher(model_args, data_args, curriculum_args, training_args,
+                                                      overwrite=output_args.overwrite_output_dir)
 
     # Model, curriculum data, collator and trainer.
     run = build_curriculum_trainer(model_args, data_args, curriculum_args, training_args, schedule)

@@ -172,7 +172,7 @@ def test_a_trained_cnn_teaches_a_vit_through_teacher_model(tmp_path, caplog):
 def test_teacher_preset_trains_a_cnn_first_then_distils_and_a_rerun_reuses_it(tmp_path, caplog):
     """--teacher_preset: a CNN trains on the same data in OUTPUT_DIR/teacher, then teaches the ViT; its logged
     figure is its own metrics.json; a rerun in that folder reuses the teacher (same student metrics, no
-    retraining); conflicting or unknown teacher options are refused by name."""
+    retraining) unless its settings differ; conflicting or unknown teacher options are refused by name."""
     import json
     import logging
 
@@ -191,6 +191,14 @@ def test_teacher_preset_trains_a_cnn_first_then_distils_and_a_rerun_reuses_it(tm
         again = _recipe().main(args)
     assert "[teacher] reusing the resnet-tiny teacher" in caplog.text and "[teacher] compound" not in caplog.text
     assert again["eval_loss"] == first["eval_loss"]
+    # a teacher trained with other settings is not reused silently; --overwrite_output_dir trains it again
+    with pytest.raises(ValueError, match=r"teacher already holds a run with different settings \(seed: "):
+        _recipe().main([*args, "--seed", "7"])
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="cer_hf"):
+        _recipe().main([*args, "--seed", "7", "--overwrite_output_dir", "true"])
+    assert "[teacher] training a resnet-tiny teacher" in caplog.text
+    assert json.loads((out / "teacher" / "resolved_args.json").read_text())["TrainingArguments"]["seed"] == 7
     plain = _recipe().main(["--config", str(MICRO), "--output_dir", str(tmp_path / "plain"), "--teacher_preset",
                             "none", "--evaluate_each_stage", "false", *SMALL])
     assert plain["eval_loss"] != first["eval_loss"] and not (tmp_path / "plain" / "teacher").exists()
