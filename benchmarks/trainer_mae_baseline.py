@@ -7,7 +7,8 @@
 `load_dataset("imagefolder")`, `set_transform` with the ViT image processor (resize + normalise, decoding in
 the DataLoader workers), the default `ViTMAEForPreTraining` (75 % random masking), `Trainer` with its defaults
 except batch size, workers, steps and precision (`--bf16`). Writes steady-state images/s (steps after
-`--warmup_steps`, timed by a callback at each step end) and the mean training loss of the run as JSON. `benchmarks/vs_trainer.py` runs it against
+`--warmup_steps`, timed by a callback at each step end; also per window of `--warmup_steps` steps) and the mean
+training loss of the run as JSON. `benchmarks/vs_trainer.py` runs it against
 `recipes/pretrain_mae.py`.
 """
 
@@ -20,6 +21,17 @@ from datasets import load_dataset
 from transformers import (
     Trainer, TrainerCallback, TrainingArguments, ViTImageProcessor, ViTMAEConfig, ViTMAEForPreTraining,
 )
+
+
+def image_transform(image_size: int):
+    """The `set_transform` function: the ViT image processor (resize + rescale + normalise) on a batch of rows."""
+    processor = ViTImageProcessor(size={"height": image_size, "width": image_size})
+
+    def transform(batch):
+        return {"pixel_values": processor([image.convert("RGB") for image in batch["image"]],
+                                          return_tensors="pt")["pixel_values"]}
+
+    return transform
 
 
 class StepClock(TrainerCallback):
@@ -50,13 +62,7 @@ def main():
     args = parser.parse_args()
 
     dataset = load_dataset("imagefolder", data_dir=args.data_dir, split="train")
-    processor = ViTImageProcessor(size={"height": args.image_size, "width": args.image_size})
-
-    def transform(batch):
-        return {"pixel_values": processor([image.convert("RGB") for image in batch["image"]],
-                                          return_tensors="pt")["pixel_values"]}
-
-    dataset.set_transform(transform)
+    dataset.set_transform(image_transform(args.image_size))
     config = ViTMAEConfig(image_size=args.image_size, patch_size=args.patch_size, norm_pix_loss=True,
                           **{name: getattr(args, name) for name in (
                               "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
@@ -75,9 +81,12 @@ def main():
         result = trainer.train()
     timed = clock.times[args.warmup_steps - 1:]
     images_per_s = (len(timed) - 1) * args.batch_size / (timed[-1] - timed[0])
+    # the same span in windows of --warmup_steps steps, as the recipe's metrics.jsonl logs it
+    edges = timed[::args.warmup_steps]
+    window_images_per_s = [args.warmup_steps * args.batch_size / (end - start) for start, end in zip(edges, edges[1:])]
     with open(args.output, "w") as handle:
-        json.dump({"images_per_s": images_per_s, "timed_steps": len(timed) - 1,
-                   "mean_loss": result.training_loss}, handle)
+        json.dump({"images_per_s": images_per_s, "window_images_per_s": window_images_per_s,
+                   "timed_steps": len(timed) - 1, "mean_loss": result.training_loss}, handle)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,14 @@ each run's mean training loss is printed beside its speed: the speed must not co
 inputs still differ in small ways: our bicubic resize, flip and ImageNet mean/std against the image processor's
 bilinear resize and 0.5/0.5, so the two losses sit at slightly different levels.)
 
+First it prints what makes the comparison fair or not: both models' trainable parameters and FLOPs of one
+forward + backward (`torch.utils.flop_counter`, same batch and mask noise), the CPU time each side needs to
+prepare a batch on one thread (as a loader worker), and how many pass boundaries fall in the timed span (the
+Trainer restarts its loader workers at each one, ours keeps them alive).
+
 Two comparisons, each over `--pairs` pairs: the medians, their ratio ours / Trainer and the median of the
-per-pair ratios (the steadier figure when the machine's load drifts between pairs):
+per-pair ratios (the steadier figure when the machine's load drifts between pairs), each over the whole timed
+span (every stall counted) and for the median window of `--warmup-steps` steps (the steady step alone):
   equal     the same precision (bf16 on a GPU, fp32 on a CPU unless `--bf16`) and the same workers on both;
   defaults  ours as recommended (precision as above, `--num-workers` persistent workers) against the
             Trainer's plain defaults (fp32, `dataloader_num_workers=0`).
@@ -31,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +46,9 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from cer_hf.data.synthetic import synthetic_sample  # noqa: E402
+from cer_hf.data.transforms import MAETrainTransform, normalize_pixels  # noqa: E402
+from cer_hf.image_io import normalization  # noqa: E402
+from cer_hf.modeling.mae import build_mae_for_pretraining  # noqa: E402
 from cer_hf.presets import DECODER_FIELDS, ENCODER_PRESETS, mae_config  # noqa: E402
 
 
@@ -75,7 +85,13 @@ def ours(args, folder: Path, workdir: Path, bf16: bool, tag: str) -> float:
     windows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     rates = [w["images_per_s"] for w in windows[1:]]  # equal windows after the first (warm-up) one
     losses[tag, "ours"] = statistics.mean(w["loss"] for w in windows)  # equal windows: the run's mean loss
-    return len(rates) / sum(1 / r for r in rates)
+    return span_and_steady(rates)
+
+
+def span_and_steady(window_rates: list[float]) -> tuple[float, float]:
+    """(images/s over the whole timed span, images/s of the median window) from equal-length windows' rates.
+    The span counts every stall, e.g. at a pass boundary; the median window is the steady step."""
+    return len(window_rates) / sum(1 / r for r in window_rates), statistics.median(window_rates)
 
 
 def trainer(args, folder: Path, workdir: Path, bf16: bool, workers: int, tag: str) -> float:
@@ -90,7 +106,70 @@ def trainer(args, folder: Path, workdir: Path, bf16: bool, workers: int, tag: st
          *([] if torch.cuda.is_available() else ["--use_cpu"])], workdir)
     result = json.loads(out.read_text())
     losses[tag, "trainer"] = result["mean_loss"]
-    return result["images_per_s"]
+    return span_and_steady(result["window_images_per_s"])
+
+
+def work_per_step(args) -> tuple[tuple[int, float], tuple[int, float]]:
+    """(trainable parameters, FLOPs of one forward + backward) of our model and of the Trainer script's, counted by
+    `torch.utils.flop_counter` on the same batch and mask noise: the evidence that both sides do the same work."""
+    from torch.utils.flop_counter import FlopCounterMode
+    from transformers import ViTMAEConfig, ViTMAEForPreTraining
+
+    config = mae_config(args.preset, image_size=args.image_size, patch_size=args.patch_size)
+    plain = ViTMAEConfig(image_size=args.image_size, patch_size=args.patch_size, norm_pix_loss=True,
+                         **{name: getattr(config, name) for name in (
+                             "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                             *DECODER_FIELDS)})  # as trainer_mae_baseline.py builds it
+    generator = torch.Generator().manual_seed(0)
+    pixels = torch.randn(args.batch_size, 3, args.image_size, args.image_size, generator=generator)
+    noise = torch.rand(args.batch_size, (args.image_size // args.patch_size) ** 2, generator=generator)
+    counts = []
+    for model in (build_mae_for_pretraining(config), ViTMAEForPreTraining(plain)):
+        counter = FlopCounterMode(display=False)
+        with counter:
+            model(pixel_values=pixels, noise=noise).loss.backward()
+        counts.append((sum(p.numel() for p in model.parameters() if p.requires_grad), counter.get_total_flops()))
+    return counts[0], counts[1]
+
+
+def data_cost(args, folder: Path, workdir: Path, repeats: int = 5) -> tuple[float, float]:
+    """CPU seconds to prepare one batch on one thread, as a loader worker does: ours (JPEG file → decode, resize,
+    flip → uint8; then the float normalisation the recipe does in the main process) against the Trainer script's
+    (`dataset[i:j]` through its `set_transform`: imagefolder row → PIL → ViT image processor → float tensor).
+    On a machine with few cores the workers share them with the training step, so this cost slows the step."""
+    from datasets import load_dataset
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from trainer_mae_baseline import image_transform
+
+    files = sorted(folder.glob("*.jpg"))[: args.batch_size]
+    transform = MAETrainTransform(args.image_size, scale=(1.0, 1.0))  # no crop, as ours is run here
+    mean, std = normalization("imagenet")
+    dataset = load_dataset("imagefolder", data_dir=str(folder), split="train", cache_dir=str(workdir / "hf-cache"))
+    dataset.set_transform(image_transform(args.image_size))
+
+    def ours_batch():
+        pixels = torch.stack([transform(path.read_bytes(), key=path.name)[0] for path in files])
+        return normalize_pixels(pixels, mean, std)
+
+    def trainer_batch():
+        return dataset[: args.batch_size]["pixel_values"]
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a DataLoader worker
+    try:
+        seconds = []
+        for prepare in (ours_batch, trainer_batch):
+            prepare()  # untimed: first file reads and imports
+            times = []
+            for _ in range(repeats):
+                start = time.process_time()
+                prepare()
+                times.append(time.process_time() - start)
+            seconds.append(statistics.median(times))
+    finally:
+        torch.set_num_threads(threads)
+    return seconds[0], seconds[1]
 
 
 def main() -> None:
@@ -119,9 +198,19 @@ def main() -> None:
     print(f"{args.preset} {args.image_size} px, {args.images} JPEG faces of {args.source_size} px, batch "
           f"{args.batch_size}, {args.num_workers} workers, {args.steps} steps ({args.warmup_steps} untimed), "
           f"{'cuda' if torch.cuda.is_available() else 'cpu'}, {args.pairs} alternating pairs", flush=True)
+    (ours_params, ours_flops), (trainer_params, trainer_flops) = work_per_step(args)
+    print(f"work per step (forward + backward, torch.utils.flop_counter): ours {ours_params:,} trainable parameters, "
+          f"{ours_flops / 1e9:.2f} GFLOP; Trainer {trainer_params:,}, {trainer_flops / 1e9:.2f} GFLOP", flush=True)
+    ours_data, trainer_data = data_cost(args, folder, workdir)
+    print(f"data preparation, CPU time per batch of {args.batch_size} on one thread: ours {ours_data * 1000:.0f} ms, "
+          f"Trainer's set_transform {trainer_data * 1000:.0f} ms ({trainer_data / ours_data:.1f}x)", flush=True)
+    steps_per_pass = -(-args.images // args.batch_size)
+    boundaries = sum(1 for step in range(args.warmup_steps, args.steps) if step % steps_per_pass == 0)
+    print(f"one pass over the folder = {steps_per_pass} steps: {boundaries} pass boundaries in the timed span "
+          "(the Trainer restarts its loader workers at each; ours keeps them)", flush=True)
     for mode in args.modes:
         trainer_bf16, trainer_workers = (bf16, args.num_workers) if mode == "equal" else (False, 0)
-        rates = {"ours": [], "trainer": []}
+        rates = {"ours": [], "trainer": []}  # (span, steady) images/s per run
         for pair in range(args.pairs):
             order = ("ours", "trainer") if pair % 2 == 0 else ("trainer", "ours")
             for who in order:
@@ -129,14 +218,19 @@ def main() -> None:
                 rate = (ours(args, folder, workdir, bf16, tag) if who == "ours"
                         else trainer(args, folder, workdir, trainer_bf16, trainer_workers, tag))
                 rates[who].append(rate)
-            print(f"  {mode} pair {pair}: ours {rates['ours'][-1]:.1f}, Trainer {rates['trainer'][-1]:.1f} images/s; "
-                  f"mean loss ours {losses[tag, 'ours']:.4f}, Trainer {losses[tag, 'trainer']:.4f}", flush=True)
-        a, b = statistics.median(rates["ours"]), statistics.median(rates["trainer"])
-        pair_ratio = statistics.median(x / y for x, y in zip(rates["ours"], rates["trainer"]))
+            (ours_span, ours_steady), (trainer_span, trainer_steady) = rates["ours"][-1], rates["trainer"][-1]
+            print(f"  {mode} pair {pair}: ours {ours_span:.1f} (steady {ours_steady:.1f}), Trainer {trainer_span:.1f} "
+                  f"(steady {trainer_steady:.1f}) images/s; mean loss ours {losses[tag, 'ours']:.4f}, "
+                  f"Trainer {losses[tag, 'trainer']:.4f}", flush=True)
         trainer_setting = (f"{'bf16' if trainer_bf16 else 'fp32'}, {trainer_workers} workers")
-        print(f"{mode}: ours {a:.1f} images/s ({'bf16' if bf16 else 'fp32'}, {args.num_workers} persistent workers) "
-              f"vs Trainer {b:.1f} images/s ({trainer_setting}): ratio of medians {a / b:.2f}, median of the "
-              f"per-pair ratios {pair_ratio:.2f}")
+        print(f"{mode}: ours ({'bf16' if bf16 else 'fp32'}, {args.num_workers} persistent workers) vs Trainer "
+              f"({trainer_setting})")
+        for index, what in enumerate(("whole timed span", f"steady, median {args.warmup_steps}-step window")):
+            a = statistics.median(r[index] for r in rates["ours"])
+            b = statistics.median(r[index] for r in rates["trainer"])
+            pair_ratio = statistics.median(x[index] / y[index] for x, y in zip(rates["ours"], rates["trainer"]))
+            print(f"  {what:32s} {a:.1f} vs {b:.1f} images/s: ratio of medians {a / b:.2f}, median of the "
+                  f"per-pair ratios {pair_ratio:.2f}")
 
 
 if __name__ == "__main__":

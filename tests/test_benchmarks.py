@@ -84,3 +84,43 @@ def test_small_data_benchmark_reads_the_student_and_the_teacher_lines():
     assert (module.f1_of(log), module.f1_of(log, "teacher")) == (0.8126, 0.7314)
     with pytest.raises(ValueError, match=r"no \[teacher\] line"):
         module.f1_of("[result] compound macro F1 0.5 (chance 1/7)", "teacher")
+
+
+def load_benchmark(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_vs_trainer_separates_the_whole_span_from_the_steady_step():
+    """Three equal windows of N images at 10, 10 and 5 images/s (a stall in the last): the span takes
+    N/10 + N/10 + N/5 = 0.4 N seconds for 3 N images, 7.5 images/s; the steady (median) window is 10."""
+    span, steady = load_benchmark("vs_trainer").span_and_steady([10.0, 10.0, 5.0])
+    assert (span, steady) == (pytest.approx(7.5), 10.0)
+
+
+@pytest.mark.slow
+def test_vs_trainer_runs_both_sides_on_the_same_work():
+    """benchmarks/vs_trainer.py at micro size, one pair: both sides build the same model (same trainable parameters
+    and FLOPs per step), the pass boundaries in the span are counted, and each printed ratio is the ratio of the
+    printed medians."""
+    import re
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "vs_trainer.py"), "--preset", "micro", "--image-size", "32",
+         "--patch-size", "8", "--images", "64", "--batch-size", "16", "--steps", "10", "--warmup-steps", "2",
+         "--pairs", "1", "--num-workers", "1"],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    work = re.search(r"ours ([\d,]+) trainable parameters, ([\d.]+) GFLOP; Trainer ([\d,]+), ([\d.]+) GFLOP",
+                     result.stdout)
+    assert work, result.stdout
+    assert work.group(1) == work.group(3) == "39,392" and work.group(2) == work.group(4)
+    assert "one pass over the folder = 4 steps: 2 pass boundaries in the timed span" in result.stdout
+    ratios = re.findall(r"([\d.]+) vs ([\d.]+) images/s: ratio of medians ([\d.]+)", result.stdout)
+    assert len(ratios) == 4, result.stdout  # equal and defaults, each over the span and steady
+    for ours, trainer, ratio in ratios:
+        assert float(ratio) == pytest.approx(float(ours) / float(trainer), abs=0.006)
