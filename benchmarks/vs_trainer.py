@@ -13,7 +13,8 @@ images/s excludes its first `--warmup-steps` steps (start-up, worker launch, fir
 Ours is given the Trainer's optimisation (peak lr 1.5e-4, beta2 0.999, gradient clipping at 1) and no crop, and
 each run's mean training loss is printed beside its speed: the speed must not come from doing less work. (The
 inputs still differ in small ways: our bicubic resize, flip and ImageNet mean/std against the image processor's
-bilinear resize and 0.5/0.5, so the two losses sit at slightly different levels.)
+bilinear resize and 0.5/0.5; and ours starts from the paper's sin-cos position tables where the plain model keeps
+transformers' zeros. So the two losses sit at different levels; the FLOP count below is the same-work check.)
 
 First it prints what makes the comparison fair or not: both models' trainable parameters and FLOPs of one
 forward + backward (`torch.utils.flop_counter`, same batch and mask noise), the CPU time each side needs to
@@ -70,7 +71,7 @@ def run(command: list[str], workdir: Path) -> None:
         raise SystemExit(f"failed: {' '.join(command)}\n{result.stderr[-3000:]}")
 
 
-def ours(args, folder: Path, workdir: Path, bf16: bool, tag: str) -> float:
+def ours(args, folder: Path, workdir: Path, bf16: bool, tag: str) -> tuple[float, float]:
     out = workdir / f"ours-{tag}"
     run([sys.executable, str(ROOT / "recipes" / "pretrain_mae.py"), "--output_dir", str(out), "--report_to", "none",
          "--model_preset", args.preset, "--image_size", str(args.image_size), "--patch_size", str(args.patch_size),
@@ -94,7 +95,7 @@ def span_and_steady(window_rates: list[float]) -> tuple[float, float]:
     return len(window_rates) / sum(1 / r for r in window_rates), statistics.median(window_rates)
 
 
-def trainer(args, folder: Path, workdir: Path, bf16: bool, workers: int, tag: str) -> float:
+def trainer(args, folder: Path, workdir: Path, bf16: bool, workers: int, tag: str) -> tuple[float, float]:
     config = mae_config(args.preset, image_size=args.image_size, patch_size=args.patch_size)
     sizes = [item for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                                *DECODER_FIELDS) for item in (f"--{name}", str(getattr(config, name)))]
