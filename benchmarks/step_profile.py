@@ -75,6 +75,8 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the model, as --torch_compile")
     parser.add_argument("--bf16-attention-core", action="store_true",
                         help="keep SDPA's core in bf16 under --bf16 (the recipe runs it in float32 on a CPU)")
+    parser.add_argument("--eager-attention", action="store_true",
+                        help="transformers' eager attention (matmul, float32 softmax, matmul) instead of SDPA")
     parser.add_argument("--unfused-adamw", action="store_true", help="torch's default AdamW instead of fused=True")
     args = parser.parse_args()
 
@@ -83,7 +85,12 @@ def main() -> None:
                         decoder=args.decoder_preset)
     config._attn_implementation = "sdpa"
     model = build_mae_for_pretraining(config).train()
-    if args.bf16 and not args.bf16_attention_core:
+    if args.eager_attention:
+        model.set_attn_implementation("eager")
+        for module in model.modules():  # ViTMAE's decoder keeps a deep copy of the config
+            if getattr(getattr(module, "config", None), "_attn_implementation", None) is not None:
+                module.config._attn_implementation = "eager"
+    elif args.bf16 and not args.bf16_attention_core:
         use_fp32_attention_core(model)
     forward = torch.compile(model) if args.compile else model
     optimizer = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4, betas=(0.9, 0.95),
@@ -121,6 +128,7 @@ def main() -> None:
     total = sum(medians.values())
     threads = torch.get_num_threads()
     precision = ("bf16 (attention core bf16)" if args.bf16_attention_core else "bf16") if args.bf16 else "fp32"
+    precision += ", eager attention" if args.eager_attention else ""
     print(f"{args.preset} {args.image_size} px, patch {args.patch_size}, decoder {config.decoder_hidden_size} x "
           f"{config.decoder_num_hidden_layers}, batch {args.batch_size}, {precision}"
           f"{', compiled' if args.compile else ''}{', unfused AdamW' if args.unfused_adamw else ''}, "
