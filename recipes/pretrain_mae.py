@@ -393,7 +393,7 @@ def main(argv=None):
     # Save: safetensors weights + an image-processor config with the run's size and mean/std (for `cer-hf convert`).
     counts = merge_counts(gather_object([state.counts]))
     images_total = sum(gather_object([state.images]))
-    digests = gather_object([parameter_digest(accelerator.unwrap_model(model))])
+    digests = gather_object([parameter_digest(accelerator.unwrap_model(model, keep_torch_compile=False))])
     if len(set(digests)) > 1:
         accelerator.print(f"WARNING: the model replicas differ across ranks: {digests}")
     summary = {
@@ -403,8 +403,11 @@ def main(argv=None):
         "world_size": world_size, "replica_digests": digests,
     }
     state_dict = accelerator.get_state_dict(model)  # collective: gathers FSDP/ZeRO shards
+    # Under --torch_compile, accelerate 1.16 unwraps to the compiled module, whose names all start "_orig_mod."
+    state_dict = {name.removeprefix("_orig_mod."): tensor for name, tensor in state_dict.items()}
     if accelerator.is_main_process:
-        accelerator.unwrap_model(model).save_pretrained(train_args.output_dir, state_dict=state_dict)
+        plain_model = accelerator.unwrap_model(model, keep_torch_compile=False)
+        plain_model.save_pretrained(train_args.output_dir, state_dict=state_dict)
         ViTImageProcessorPil(
             size={"height": image_size, "width": image_size}, image_mean=list(mean), image_std=list(std),
             resample=3,  # bicubic, as in training

@@ -407,6 +407,35 @@ def test_cpu_bf16_autocast_tracks_the_float32_loss(tmp_path):
     assert "sdpa_fp32_core" not in (tmp_path / "bf16" / "config.json").read_text()  # a run-time choice, not saved
 
 
+@pytest.mark.slow  # two runs, three runs, one compiling with a fresh inductor cache; measured 55 s
+def test_compiled_recipe_trains_like_eager_and_saves_plain_weights(tmp_path):
+    """`--torch_compile true` (recommended on a CPU: docs/pretraining.md, "Against a plain Trainer script"):
+    inductor really compiles the model, the loss curve is the eager run's, and the saved checkpoint has the plain
+    model's parameter names (no `_orig_mod.` prefix), so `from_pretrained` and `cer-hf convert` read it. A compiled
+    run's checkpoint resumes without compiling and ends where the eager run did."""
+    args = ["--max_steps", 6, "--logging_steps", 3, "--save_steps", 3, "--num_workers", 0]
+    run_recipe(tmp_path / "eager", *args)
+    cache = tmp_path / "inductor-cache"
+    result = subprocess.run(recipe_command(tmp_path / "compiled", *args, "--torch_compile", "true"),
+                            env=recipe_env(TORCHINDUCTOR_CACHE_DIR=str(cache)), capture_output=True, text=True,
+                            timeout=400)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert any(path.suffix == ".py" for path in cache.rglob("*")), "inductor wrote no generated kernels"
+    losses = {name: [json.loads(line)["loss"] for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+              for name in ("eager", "compiled")}
+    assert len(losses["compiled"]) == 2
+    assert all(abs(a - b) / a < 1e-4 for a, b in zip(losses["eager"], losses["compiled"])), losses
+    eager, compiled = (load_file(tmp_path / name / "model.safetensors") for name in ("eager", "compiled"))
+    assert sorted(compiled) == sorted(eager)
+    assert all(torch.allclose(compiled[key], eager[key], atol=1e-4) for key in eager)
+
+    run_recipe(tmp_path / "resumed", *args, "--resume_from_checkpoint", tmp_path / "compiled" / "checkpoint-3")
+    resumed = [json.loads(line)["loss"] for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    assert len(resumed) == 1 and abs(resumed[0] - losses["eager"][1]) / resumed[0] < 1e-4, (resumed, losses)
+    resumed = load_file(tmp_path / "resumed" / "model.safetensors")
+    assert all(torch.allclose(resumed[key], eager[key], atol=1e-4) for key in eager)
+
+
 def test_under_cpu_bf16_the_attention_core_runs_in_float32(monkeypatch):
     """`use_fp32_attention_core`: under CPU bf16 autocast the SDPA kernel gets float32 query/key/value (its bf16
     CPU kernel is 3-4x slower) while the projections stay bf16; without it the kernel gets bf16."""
