@@ -407,12 +407,13 @@ def test_cpu_bf16_autocast_tracks_the_float32_loss(tmp_path):
     assert "sdpa_fp32_core" not in (tmp_path / "bf16" / "config.json").read_text()  # a run-time choice, not saved
 
 
-@pytest.mark.slow  # two runs, three runs, one compiling with a fresh inductor cache; measured 55 s
+@pytest.mark.slow  # four runs; the first compile fills a fresh inductor cache, the second reuses it; measured 59 s
 def test_compiled_recipe_trains_like_eager_and_saves_plain_weights(tmp_path):
     """`--torch_compile true` (recommended on a CPU: docs/pretraining.md, "Against a plain Trainer script"):
     inductor really compiles the model, the loss curve is the eager run's, and the saved checkpoint has the plain
     model's parameter names (no `_orig_mod.` prefix), so `from_pretrained` and `cer-hf convert` read it. A compiled
-    run's checkpoint resumes without compiling and ends where the eager run did."""
+    run's checkpoint resumes without compiling, and an eager one with compiling, and both end where the eager run
+    did."""
     args = ["--max_steps", 6, "--logging_steps", 3, "--save_steps", 3, "--num_workers", 0]
     run_recipe(tmp_path / "eager", *args)
     cache = tmp_path / "inductor-cache"
@@ -429,11 +430,18 @@ def test_compiled_recipe_trains_like_eager_and_saves_plain_weights(tmp_path):
     assert sorted(compiled) == sorted(eager)
     assert all(torch.allclose(compiled[key], eager[key], atol=1e-4) for key in eager)
 
-    run_recipe(tmp_path / "resumed", *args, "--resume_from_checkpoint", tmp_path / "compiled" / "checkpoint-3")
-    resumed = [json.loads(line)["loss"] for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
-    assert len(resumed) == 1 and abs(resumed[0] - losses["eager"][1]) / resumed[0] < 1e-4, (resumed, losses)
-    resumed = load_file(tmp_path / "resumed" / "model.safetensors")
-    assert all(torch.allclose(resumed[key], eager[key], atol=1e-4) for key in eager)
+    # a checkpoint resumes in the other mode, both ways (the second compile reuses the cache: a few seconds)
+    run_recipe(tmp_path / "resumed-eager", *args, "--resume_from_checkpoint", tmp_path / "compiled" / "checkpoint-3")
+    result = subprocess.run(recipe_command(tmp_path / "resumed-compiled", *args, "--torch_compile", "true",
+                                           "--resume_from_checkpoint", tmp_path / "eager" / "checkpoint-3"),
+                            env=recipe_env(TORCHINDUCTOR_CACHE_DIR=str(cache)), capture_output=True, text=True,
+                            timeout=400)
+    assert result.returncode == 0, result.stderr[-4000:]
+    for name in ("resumed-eager", "resumed-compiled"):
+        resumed = [json.loads(line)["loss"] for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+        assert len(resumed) == 1 and abs(resumed[0] - losses["eager"][1]) / resumed[0] < 1e-4, (name, resumed, losses)
+        resumed = load_file(tmp_path / name / "model.safetensors")
+        assert all(torch.allclose(resumed[key], eager[key], atol=1e-4) for key in eager), name
 
 
 def test_under_cpu_bf16_the_attention_core_runs_in_float32(monkeypatch):
