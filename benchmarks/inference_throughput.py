@@ -17,6 +17,8 @@ Needs `pip install 'cer_hf[onnx]'`.
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import sys
 import tempfile
 import time
@@ -92,6 +94,7 @@ def main() -> None:
           f"{torch.get_num_threads()} threads, torch {torch.__version__}")
 
     workdir = Path(tempfile.mkdtemp(prefix="cer-onnx-bench-"))
+    atexit.register(shutil.rmtree, workdir, True)
     backends = {"onnx fp32": workdir / "fp32", "onnx int8": workdir / "int8"}
     for label, folder in backends.items():
         info = export_onnx(model, folder, image_processor=processor, quantize="int8" if "int8" in label else None)

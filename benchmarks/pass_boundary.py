@@ -14,6 +14,8 @@ median wait for the first batch of a pass (passes 2+, the boundary), and steps/s
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import statistics
 import sys
 import tempfile
@@ -84,7 +86,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
 
-    folder = Path(tempfile.mkdtemp(prefix="cer-boundary-")) / "faces"
+    workdir = Path(tempfile.mkdtemp(prefix="cer-boundary-"))
+    atexit.register(shutil.rmtree, workdir, True)
+    folder = workdir / "faces"
     write_faces(folder, args.images, args.source_size)
     print(f"{args.images} JPEG faces ({args.source_size} px) → {args.image_size} px crops, batch {args.batch_size}, "
           f"{args.num_workers} workers, {args.passes} passes, step {args.step_ms:g} ms, torch {torch.__version__}")

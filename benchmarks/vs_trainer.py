@@ -25,15 +25,17 @@ Two comparisons, each over `--pairs` pairs: the medians, their ratio ours / Trai
 per-pair ratios (the steadier figure when the machine's load drifts between pairs), each over the whole timed
 span (every stall counted) and for the median window of `--warmup-steps` steps (the steady step alone):
   equal     the same precision (bf16 on a GPU, fp32 on a CPU unless `--bf16`) and the same workers on both;
-  defaults  ours as recommended (precision as above, `--num-workers` persistent workers) against the
-            Trainer's plain defaults (fp32, `dataloader_num_workers=0`).
+  defaults  ours as recommended (precision as above, `--num-workers` persistent workers, and with `--compile`
+            `--torch_compile true`) against the Trainer's plain defaults (fp32, `dataloader_num_workers=0`).
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -71,7 +73,7 @@ def run(command: list[str], workdir: Path) -> None:
         raise SystemExit(f"failed: {' '.join(command)}\n{result.stderr[-3000:]}")
 
 
-def ours(args, folder: Path, workdir: Path, bf16: bool, tag: str) -> tuple[float, float]:
+def ours(args, folder: Path, workdir: Path, bf16: bool, tag: str, torch_compile: bool = False) -> tuple[float, float]:
     out = workdir / f"ours-{tag}"
     run([sys.executable, str(ROOT / "recipes" / "pretrain_mae.py"), "--output_dir", str(out), "--report_to", "none",
          "--model_preset", args.preset, "--image_size", str(args.image_size), "--patch_size", str(args.patch_size),
@@ -82,11 +84,20 @@ def ours(args, folder: Path, workdir: Path, bf16: bool, tag: str) -> tuple[float
          # gradient clipping at 1, no crop
          "--base_learning_rate", str(1.5e-4 * 256 / args.batch_size), "--adam_beta2", "0.999",
          "--max_grad_norm", "1.0", "--crop_scale_min", "1.0",
-         "--save_steps", str(10 * args.steps), "--mixed_precision", "bf16" if bf16 else "no"], workdir)
+         "--save_steps", str(10 * args.steps), "--mixed_precision", "bf16" if bf16 else "no",
+         "--torch_compile", str(torch_compile).lower()], workdir)
     windows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     rates = [w["images_per_s"] for w in windows[1:]]  # equal windows after the first (warm-up) one
     losses[tag, "ours"] = statistics.mean(w["loss"] for w in windows)  # equal windows: the run's mean loss
+    drop_weights(out)
     return span_and_steady(rates)
+
+
+def drop_weights(run_dir: Path) -> None:
+    """Delete a finished run's weights and checkpoints (about 1.3 GB at the base size); its logs stay."""
+    for checkpoint in run_dir.glob("checkpoint-*"):
+        shutil.rmtree(checkpoint)
+    (run_dir / "model.safetensors").unlink(missing_ok=True)
 
 
 def span_and_steady(window_rates: list[float]) -> tuple[float, float]:
@@ -188,12 +199,16 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--bf16", action="store_true", help="bf16 also on a CPU (default: bf16 only on a GPU)")
     parser.add_argument("--modes", nargs="+", default=["equal", "defaults"], choices=["equal", "defaults"])
+    parser.add_argument("--compile", action="store_true",
+                        help="defaults mode: ours also with --torch_compile true (recommended at base size and up on "
+                             "a CPU; the compiling falls in the first, untimed window)")
     args = parser.parse_args()
     if args.steps % args.warmup_steps or args.steps < 2 * args.warmup_steps:
         raise SystemExit("--steps must be a multiple of --warmup-steps and at least twice it")
     bf16 = args.bf16 or torch.cuda.is_available()
 
     workdir = Path(tempfile.mkdtemp(prefix="cer-vs-trainer-"))
+    atexit.register(shutil.rmtree, workdir, True)
     folder = workdir / "faces"
     write_faces(folder, args.images, args.source_size)
     print(f"{args.preset} {args.image_size} px, {args.images} JPEG faces of {args.source_size} px, batch "
@@ -216,7 +231,8 @@ def main() -> None:
             order = ("ours", "trainer") if pair % 2 == 0 else ("trainer", "ours")
             for who in order:
                 tag = f"{mode}-{pair}"
-                rate = (ours(args, folder, workdir, bf16, tag) if who == "ours"
+                rate = (ours(args, folder, workdir, bf16, tag, torch_compile=args.compile and mode == "defaults")
+                        if who == "ours"
                         else trainer(args, folder, workdir, trainer_bf16, trainer_workers, tag))
                 rates[who].append(rate)
             (ours_span, ours_steady), (trainer_span, trainer_steady) = rates["ours"][-1], rates["trainer"][-1]
@@ -224,8 +240,9 @@ def main() -> None:
                   f"(steady {trainer_steady:.1f}) images/s; mean loss ours {losses[tag, 'ours']:.4f}, "
                   f"Trainer {losses[tag, 'trainer']:.4f}", flush=True)
         trainer_setting = (f"{'bf16' if trainer_bf16 else 'fp32'}, {trainer_workers} workers")
-        print(f"{mode}: ours ({'bf16' if bf16 else 'fp32'}, {args.num_workers} persistent workers) vs Trainer "
-              f"({trainer_setting})")
+        compiled = ", compiled" if args.compile and mode == "defaults" else ""
+        print(f"{mode}: ours ({'bf16' if bf16 else 'fp32'}, {args.num_workers} persistent workers{compiled}) "
+              f"vs Trainer ({trainer_setting})")
         for index, what in enumerate(("whole timed span", f"steady, median {args.warmup_steps}-step window")):
             a = statistics.median(r[index] for r in rates["ours"])
             b = statistics.median(r[index] for r in rates["trainer"])
