@@ -15,18 +15,14 @@ the runs and the ratio of the means.
 
 from __future__ import annotations
 
-import argparse
-import atexit
 import json
-import shutil
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from vs_trainer import losses, ours, write_faces  # noqa: E402
+from vs_trainer import losses, ours, parse_run_args, run_parser, workdir_with_faces  # noqa: E402
 
 
 def first_window_seconds(workdir: Path, tag: str, window_images: int) -> float:
@@ -36,27 +32,11 @@ def first_window_seconds(workdir: Path, tag: str, window_images: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="micro")
-    parser.add_argument("--image-size", type=int, default=32)
-    parser.add_argument("--patch-size", type=int, default=8)
-    parser.add_argument("--images", type=int, default=512)
-    parser.add_argument("--source-size", type=int, default=40, help="side of the stored JPEG faces")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--num-workers", type=int, default=1)
-    parser.add_argument("--shuffle-buffer", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--warmup-steps", type=int, default=5, help="untimed first steps (also the log window)")
-    parser.add_argument("--pairs", type=int, default=3)
+    parser = run_parser(__doc__, steps=40)
     parser.add_argument("--bf16", action="store_true", help="--mixed_precision bf16 on both")
-    args = parser.parse_args()
-    if args.steps % args.warmup_steps or args.steps < 2 * args.warmup_steps:
-        raise SystemExit("--steps must be a multiple of --warmup-steps and at least twice it")
+    args = parse_run_args(parser)
 
-    workdir = Path(tempfile.mkdtemp(prefix="cer-compile-gain-"))
-    atexit.register(shutil.rmtree, workdir, True)
-    folder = workdir / "faces"
-    write_faces(folder, args.images, args.source_size)
+    workdir, folder = workdir_with_faces(args, prefix="cer-compile-gain-")
     print(f"{args.preset} {args.image_size} px, batch {args.batch_size}, {args.num_workers} workers, "
           f"{'bf16' if args.bf16 else 'fp32'}, {args.steps} steps ({args.warmup_steps} untimed), "
           f"{args.pairs} alternating pairs", flush=True)

@@ -184,8 +184,9 @@ def data_cost(args, folder: Path, workdir: Path, repeats: int = 5) -> tuple[floa
     return seconds[0], seconds[1]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def run_parser(description: str, steps: int) -> argparse.ArgumentParser:
+    """The options of a side-by-side run of the recipe (model, JPEG folder, batch, workers, steps, pairs)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="micro", choices=list(ENCODER_PRESETS))
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--patch-size", type=int, default=8)
@@ -194,23 +195,39 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--num-workers", type=int, default=1)
     parser.add_argument("--shuffle-buffer", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--steps", type=int, default=steps)
     parser.add_argument("--warmup-steps", type=int, default=10, help="untimed first steps (also ours' log window)")
     parser.add_argument("--pairs", type=int, default=3)
+    return parser
+
+
+def workdir_with_faces(args, prefix: str) -> tuple[Path, Path]:
+    """A temporary work dir (removed at exit) holding the `--images` JPEG faces in its `faces/` folder."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, workdir, True)
+    write_faces(workdir / "faces", args.images, args.source_size)
+    return workdir, workdir / "faces"
+
+
+def parse_run_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse, and refuse a step count the log windows do not divide."""
+    args = parser.parse_args()
+    if args.steps % args.warmup_steps or args.steps < 2 * args.warmup_steps:
+        raise SystemExit("--steps must be a multiple of --warmup-steps and at least twice it")
+    return args
+
+
+def main() -> None:
+    parser = run_parser(__doc__, steps=50)
     parser.add_argument("--bf16", action="store_true", help="bf16 also on a CPU (default: bf16 only on a GPU)")
     parser.add_argument("--modes", nargs="+", default=["equal", "defaults"], choices=["equal", "defaults"])
     parser.add_argument("--compile", action="store_true",
                         help="defaults mode: ours also with --torch_compile true (recommended at base size and up on "
                              "a CPU; the compiling falls in the first, untimed window)")
-    args = parser.parse_args()
-    if args.steps % args.warmup_steps or args.steps < 2 * args.warmup_steps:
-        raise SystemExit("--steps must be a multiple of --warmup-steps and at least twice it")
+    args = parse_run_args(parser)
     bf16 = args.bf16 or torch.cuda.is_available()
 
-    workdir = Path(tempfile.mkdtemp(prefix="cer-vs-trainer-"))
-    atexit.register(shutil.rmtree, workdir, True)
-    folder = workdir / "faces"
-    write_faces(folder, args.images, args.source_size)
+    workdir, folder = workdir_with_faces(args, prefix="cer-vs-trainer-")
     print(f"{args.preset} {args.image_size} px, {args.images} JPEG faces of {args.source_size} px, batch "
           f"{args.batch_size}, {args.num_workers} workers, {args.steps} steps ({args.warmup_steps} untimed), "
           f"{'cuda' if torch.cuda.is_available() else 'cpu'}, {args.pairs} alternating pairs", flush=True)
