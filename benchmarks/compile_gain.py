@@ -9,8 +9,8 @@ Each run is `recipes/pretrain_mae.py` exactly as `benchmarks/vs_trainer.py` runs
 `--num-workers` persistent workers), in a fresh process, with and without `--torch_compile true`. The
 compiling falls in the first `--warmup-steps` window, which is not timed; its cost is printed apart (the
 first window's seconds, compiled minus eager). Per run: the steady rate (median window, images/s) and the
-mean training loss, which must be the same for both up to rounding: compiling must not change the work. Then mean ± sd over
-the runs and the ratio of the means.
+mean training loss, which must be the same for both up to rounding: compiling must not change the work. Then
+mean ± sd over the runs and the ratio of the means.
 """
 
 from __future__ import annotations
